@@ -1,0 +1,70 @@
+//! What a service is to the gateway: something that answers authenticated HTTP requests
+//! addressed to it, and can forget its state.
+
+use crate::{AwsResult, Clock};
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Request and response bodies: streams of bytes, so large objects are never held whole.
+pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Who is asking, where, and when — filled in by the gateway.
+#[derive(Clone)]
+pub struct RequestContext {
+    pub request_id: String,
+    pub account: String,
+    pub region: String,
+    /// The access key that signed the request, if it was signed.
+    pub access_key: Option<String>,
+    /// The Host header (virtual-host S3 addressing and website endpoints need it).
+    pub host: String,
+    /// `host:port` Virga listens on, for URLs it hands out.
+    pub listen_addr: String,
+    pub clock: Arc<Clock>,
+    pub started: Instant,
+    /// The operation name, once a codec knows it (for the request log line).
+    pub operation: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl RequestContext {
+    pub fn set_operation(&self, op: &str) {
+        if let Ok(mut g) = self.operation.lock() {
+            *g = Some(op.to_string());
+        }
+    }
+
+    pub fn operation(&self) -> Option<String> {
+        self.operation.lock().ok().and_then(|g| g.clone())
+    }
+}
+
+pub trait Service: Send + Sync {
+    /// The signing name / endpoint prefix, e.g. `s3`.
+    fn name(&self) -> &'static str;
+    fn handle(
+        &self,
+        ctx: RequestContext,
+        req: http::Request<Body>,
+    ) -> BoxFuture<'_, http::Response<Body>>;
+    /// Empties all state (`POST /_virga/reset`).
+    fn reset(&self) -> AwsResult<()>;
+    /// Starts background work (expiry sweeps, deliveries); called once at start-up.
+    fn start_background(self: Arc<Self>) {}
+}
+
+/// A body holding `data`.
+pub fn full_body(data: impl Into<Bytes>) -> Body {
+    use http_body_util::BodyExt;
+    http_body_util::Full::new(data.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+pub fn empty_body() -> Body {
+    full_body(Bytes::new())
+}

@@ -1,0 +1,53 @@
+//! Model-driven AWS protocols. A service hands its vendored botocore model to a
+//! [`ServiceModel`]; the codecs parse requests into the operation's input (a JSON value
+//! shaped like the model's input structure) and write outputs and errors in the
+//! protocol's wire format, so no service hand-writes a shape.
+//!
+//! Value conventions shared by every codec: structures and maps are JSON objects, lists
+//! are arrays, timestamps are numbers of seconds since the epoch, blobs (non-streaming)
+//! are base64 strings.
+
+pub mod model;
+pub mod rest;
+pub mod rest_xml;
+pub mod time_fmt;
+pub mod xml;
+
+use std::sync::OnceLock;
+
+pub use model::Model;
+pub use rest::{RestRequest, RestRouter};
+
+/// A service's model, parsed on first use, with its compiled REST routes.
+pub struct ServiceModel {
+    source: &'static str,
+    parsed: OnceLock<Result<(Model, RestRouter), String>>,
+}
+
+impl ServiceModel {
+    pub const fn new(source: &'static str) -> ServiceModel {
+        ServiceModel {
+            source,
+            parsed: OnceLock::new(),
+        }
+    }
+
+    fn get(&self) -> Result<&(Model, RestRouter), virga_core::AwsError> {
+        self.parsed
+            .get_or_init(|| {
+                let m = Model::parse(self.source)?;
+                let r = RestRouter::new(&m);
+                Ok((m, r))
+            })
+            .as_ref()
+            .map_err(|e| virga_core::AwsError::internal(e.clone()))
+    }
+
+    pub fn model(&self) -> Result<&Model, virga_core::AwsError> {
+        self.get().map(|(m, _)| m)
+    }
+
+    pub fn router(&self) -> Result<&RestRouter, virga_core::AwsError> {
+        self.get().map(|(_, r)| r)
+    }
+}

@@ -1,0 +1,294 @@
+//! The one port: accepts connections, identifies the service of each request (SigV4
+//! credential scope, X-Amz-Target, host name, path), authenticates it and hands it to
+//! the service; `/_virga/` paths go to Virga's own endpoints.
+
+use crate::internal;
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::TcpListener;
+use virga_core::auth::{self, AuthError, AuthKind, SignedRequest};
+use virga_core::service::full_body;
+use virga_core::{AwsError, Body, Clock, RequestContext, Service};
+
+pub struct Gateway {
+    pub services: Vec<Arc<dyn Service>>,
+    pub s3: Arc<virga_s3::S3>,
+    pub clock: Arc<Clock>,
+    /// Access key -> secret key, for keys whose signatures are verified.
+    pub credentials: HashMap<String, String>,
+    pub strict_auth: bool,
+    pub started: Instant,
+    pub listen_addr: String,
+    pub data_dir: String,
+}
+
+pub async fn run(listener: TcpListener, gw: Arc<Gateway>) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let gw = gw.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let gw = gw.clone();
+                async move { Ok::<_, std::convert::Infallible>(gw.handle(req).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .max_buf_size(1024 * 1024)
+                .serve_connection(TokioIo::new(stream), svc);
+            if let Err(e) = conn.await {
+                tracing::debug!("connection ended: {e}");
+            }
+        });
+    }
+}
+
+/// The service an `X-Amz-Target` header names (`DynamoDB_20120810.PutItem`).
+fn service_from_target(target: &str) -> Option<&'static str> {
+    let prefix = target.split('.').next().unwrap_or("");
+    Some(match prefix {
+        p if p.starts_with("DynamoDBStreams") => "streams.dynamodb",
+        p if p.starts_with("DynamoDB") => "dynamodb",
+        "AmazonSQS" => "sqs",
+        p if p.starts_with("Logs") => "logs",
+        "AWSEvents" => "events",
+        p if p.starts_with("AWSStepFunctions") => "states",
+        "AWSCognitoIdentityProviderService" => "cognito-idp",
+        p if p.starts_with("Kinesis") => "kinesis",
+        _ => return None,
+    })
+}
+
+impl Gateway {
+    fn service(&self, name: &str) -> Option<&Arc<dyn Service>> {
+        self.services.iter().find(|s| s.name() == name)
+    }
+
+    async fn handle(self: &Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        let started = Instant::now();
+        let req = req.map(|b| b.map_err(std::io::Error::other).boxed_unsync());
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        if path.starts_with("/_virga/") || path == "/_virga" {
+            let resp = internal::handle(self, req).await;
+            tracing::info!(service = "virga", operation = %path, status = resp.status().as_u16(), latency_ms = started.elapsed().as_secs_f64() * 1000.0, "{method}");
+            return resp;
+        }
+        let host = req
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(|s| s.to_string())
+            .or_else(|| req.uri().authority().map(|a| a.to_string()))
+            .unwrap_or_default();
+        let mut headers = req.headers().clone();
+        if !headers.contains_key(http::header::HOST) {
+            if let Ok(v) = http::HeaderValue::from_str(&host) {
+                headers.insert(http::header::HOST, v);
+            }
+        }
+        let raw_query = req.uri().query().unwrap_or("").to_string();
+        let signed = SignedRequest {
+            method: method.as_str(),
+            raw_path: &path,
+            raw_query: &raw_query,
+            headers: &headers,
+            body_sha256: None,
+        };
+        let parsed = auth::parse(&signed);
+        let scope_service = parsed
+            .as_ref()
+            .ok()
+            .and_then(|p| p.as_ref())
+            .and_then(|p| p.service.clone());
+        let service_name = scope_service
+            .or_else(|| {
+                headers
+                    .get("x-amz-target")
+                    .and_then(|t| t.to_str().ok())
+                    .and_then(service_from_target)
+                    .map(|s| s.to_string())
+            })
+            .or_else(|| virga_core::hosts::service_from_host(&host))
+            .unwrap_or_else(|| "s3".to_string());
+        let request_id = virga_core::request_id();
+        let region = parsed
+            .as_ref()
+            .ok()
+            .and_then(|p| p.as_ref())
+            .and_then(|p| p.region.clone())
+            .unwrap_or_else(|| virga_core::DEFAULT_REGION.to_string());
+        let ctx = RequestContext {
+            request_id: request_id.clone(),
+            account: virga_core::DEFAULT_ACCOUNT.to_string(),
+            region,
+            access_key: parsed
+                .as_ref()
+                .ok()
+                .and_then(|p| p.as_ref())
+                .map(|p| p.access_key.clone()),
+            host: host.clone(),
+            listen_addr: self.listen_addr.clone(),
+            clock: self.clock.clone(),
+            started,
+            operation: Default::default(),
+        };
+        let resp = match self.service(&service_name) {
+            None => error_response(
+                &service_name,
+                &AwsError::new(
+                    501,
+                    "NotImplemented",
+                    format!("Virga does not implement the {service_name} service yet"),
+                ),
+                &request_id,
+                method == http::Method::HEAD,
+            ),
+            Some(svc) => {
+                let auth_result = match parsed {
+                    Err(e) => Err(AuthErrorKind::Auth(e)),
+                    Ok(None) => Ok(()),
+                    Ok(Some(p)) => self.authenticate(&p, &signed, &host, &service_name),
+                };
+                match auth_result {
+                    Ok(()) => svc.handle(ctx.clone(), req).await,
+                    Err(e) => {
+                        let err = auth_error(&service_name, e, &self.strict_auth);
+                        error_response(
+                            &service_name,
+                            &err,
+                            &request_id,
+                            method == http::Method::HEAD,
+                        )
+                    }
+                }
+            }
+        };
+        tracing::info!(
+            service = %service_name,
+            operation = %ctx.operation().unwrap_or_else(|| "-".into()),
+            status = resp.status().as_u16(),
+            latency_ms = format!("{:.2}", started.elapsed().as_secs_f64() * 1000.0),
+            "{method} {path}"
+        );
+        resp
+    }
+
+    /// Verifies the signature of a known key; unknown keys are accepted (checking only
+    /// presigned expiry) unless `--strict-auth` is on.
+    fn authenticate(
+        &self,
+        p: &auth::ParsedAuth,
+        signed: &SignedRequest,
+        host: &str,
+        service: &str,
+    ) -> Result<(), AuthErrorKind> {
+        // SigV2 signs the bucket in the resource path, also for virtual-host requests.
+        let v2_path;
+        let mut req = *signed;
+        if matches!(p.kind, AuthKind::HeaderV2 | AuthKind::QueryV2) {
+            if let Some(b) = virga_core::hosts::s3_host(host).bucket {
+                v2_path = format!("/{b}{}", signed.raw_path);
+                req.raw_path = &v2_path;
+            }
+        }
+        let s3_style = service == "s3";
+        let now = self.clock.now();
+        match self.credentials.get(&p.access_key) {
+            Some(secret) => {
+                auth::verify(p, &req, secret, now, s3_style).map_err(AuthErrorKind::Auth)
+            }
+            None if self.strict_auth => Err(AuthErrorKind::UnknownKey(p.access_key.clone())),
+            None => match auth::verify(p, &req, "", now, s3_style) {
+                Err(AuthError::Expired) => Err(AuthErrorKind::Auth(AuthError::Expired)),
+                Err(AuthError::Malformed(m)) => Err(AuthErrorKind::Auth(AuthError::Malformed(m))),
+                _ => Ok(()),
+            },
+        }
+    }
+}
+
+pub enum AuthErrorKind {
+    Auth(AuthError),
+    UnknownKey(String),
+}
+
+impl From<AuthError> for AuthErrorKind {
+    fn from(e: AuthError) -> Self {
+        AuthErrorKind::Auth(e)
+    }
+}
+
+fn auth_error(service: &str, e: impl Into<AuthErrorKind>, _strict: &bool) -> AwsError {
+    let s3 = service == "s3";
+    match e.into() {
+        AuthErrorKind::UnknownKey(k) => {
+            if s3 {
+                AwsError::new(
+                    403,
+                    "InvalidAccessKeyId",
+                    "The AWS Access Key Id you provided does not exist in our records.",
+                )
+                .with("AWSAccessKeyId", k)
+            } else {
+                AwsError::new(
+                    403,
+                    "UnrecognizedClientException",
+                    "The security token included in the request is invalid.",
+                )
+            }
+        }
+        AuthErrorKind::Auth(AuthError::Expired) => {
+            AwsError::new(403, "AccessDenied", "Request has expired")
+        }
+        AuthErrorKind::Auth(AuthError::SignatureMismatch {
+            string_to_sign,
+            canonical_request,
+        }) => {
+            let e = AwsError::new(
+                403,
+                "SignatureDoesNotMatch",
+                "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
+            );
+            if s3 {
+                e.with("StringToSign", string_to_sign)
+                    .with("CanonicalRequest", canonical_request)
+            } else {
+                e
+            }
+        }
+        AuthErrorKind::Auth(AuthError::Malformed(m)) => {
+            if s3 {
+                AwsError::new(400, "AuthorizationQueryParametersError", m)
+            } else {
+                AwsError::new(400, "IncompleteSignature", m)
+            }
+        }
+    }
+}
+
+/// An error in the wire format of `service`'s protocol.
+pub fn error_response(service: &str, e: &AwsError, request_id: &str, head: bool) -> Response<Body> {
+    if service == "s3" {
+        return virga_s3::error_response(e, request_id, head);
+    }
+    let body = serde_json::json!({"__type": e.code, "message": e.message}).to_string();
+    Response::builder()
+        .status(e.status)
+        .header("content-type", "application/x-amz-json-1.0")
+        .header("x-amzn-requestid", request_id)
+        .header("x-amzn-errortype", e.code.as_str())
+        .body(full_body(Bytes::from(body)))
+        .unwrap_or_else(|_| Response::new(full_body("")))
+}

@@ -1,0 +1,158 @@
+//! `virga`: the AWS serverless cloud, local, in one binary.
+
+mod gateway;
+mod internal;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tracing_subscriber::EnvFilter;
+use virga_core::{Clock, Service};
+use virga_store::{BlobStore, Durability, FileBlobStore, KvStore, MemBlobStore, SqliteStore};
+
+#[derive(Parser)]
+#[command(
+    name = "virga",
+    version,
+    about = "The AWS serverless cloud, local, in one binary"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SyncMode {
+    /// Acknowledged writes survive a crash of the Virga process.
+    Normal,
+    /// Acknowledged writes also survive power loss (fsync).
+    Full,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve every service on one port.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    #[arg(long, env = "VIRGA_HOST", default_value = "127.0.0.1")]
+    host: String,
+    #[arg(long, env = "VIRGA_PORT", default_value_t = 4566)]
+    port: u16,
+    /// Where state is kept (default: the per-user data directory, e.g. ~/.local/share/virga).
+    #[arg(long, env = "VIRGA_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Keep everything in memory; nothing is written to disk.
+    #[arg(long, env = "VIRGA_EPHEMERAL")]
+    ephemeral: bool,
+    #[arg(long, env = "VIRGA_SYNC", value_enum, default_value = "normal")]
+    sync: SyncMode,
+    /// Accept only the configured credentials (see --credentials).
+    #[arg(long, env = "VIRGA_STRICT_AUTH")]
+    strict_auth: bool,
+    /// Access keys whose signatures are verified, as KEY:SECRET, comma-separated.
+    #[arg(
+        long,
+        env = "VIRGA_CREDENTIALS",
+        default_value = "test:test",
+        value_delimiter = ','
+    )]
+    credentials: Vec<String>,
+    /// Log filter (tracing syntax), e.g. `info`, `warn`, `virga=debug`.
+    #[arg(long, env = "VIRGA_LOG", default_value = "info")]
+    log: String,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            if let Err(e) = serve(args) {
+                eprintln!("virga: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<(), String> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(&args.log).map_err(|e| format!("--log: {e}"))?)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let durability = match args.sync {
+        SyncMode::Normal => Durability::Process,
+        SyncMode::Full => Durability::Full,
+    };
+    let (store, blobs, data_desc): (Arc<dyn KvStore>, Arc<dyn BlobStore>, String) = if args
+        .ephemeral
+    {
+        let s = SqliteStore::in_memory().map_err(|e| e.message)?;
+        (
+            Arc::new(s),
+            Arc::new(MemBlobStore::default()),
+            "in memory".to_string(),
+        )
+    } else {
+        let dir = match args.data_dir.clone() {
+            Some(d) => d,
+            None => dirs::data_local_dir()
+                .unwrap_or_else(|| PathBuf::from("."))
+                .join("virga"),
+        };
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let s = SqliteStore::open(&dir.join("virga.sqlite"), durability).map_err(|e| e.message)?;
+        let b = FileBlobStore::open(&dir.join("blobs"), durability).map_err(|e| e.message)?;
+        (Arc::new(s), Arc::new(b), dir.display().to_string())
+    };
+    let credentials = args
+        .credentials
+        .iter()
+        .filter_map(|c| c.split_once(':'))
+        .map(|(k, s)| (k.to_string(), s.to_string()))
+        .collect();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    runtime.block_on(async move {
+        let clock = Arc::new(Clock::new());
+        let bus = Arc::new(virga_core::events::EventBus::new());
+        let s3 = virga_s3::S3::new(store.clone(), blobs.clone(), bus.clone(), clock.clone());
+        let services: Vec<Arc<dyn Service>> = vec![s3.clone()];
+        for s in &services {
+            s.clone().start_background();
+        }
+        let addr: SocketAddr = format!("{}:{}", args.host, args.port)
+            .parse()
+            .map_err(|e| format!("bad address {}:{}: {e}", args.host, args.port))?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        let names: Vec<&str> = services.iter().map(|s| s.name()).collect();
+        let gw = Arc::new(gateway::Gateway {
+            services,
+            s3,
+            clock,
+            credentials,
+            strict_auth: args.strict_auth,
+            started: std::time::Instant::now(),
+            listen_addr: local.to_string(),
+            data_dir: data_desc.clone(),
+        });
+        println!(
+            "Virga {} ready on http://{local} (data: {data_desc}; services: {})",
+            env!("CARGO_PKG_VERSION"),
+            names.join(", ")
+        );
+        gateway::run(listener, gw).await;
+        Ok(())
+    })
+}
