@@ -11,11 +11,11 @@ use virga_core::AwsError;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
-fn malformed(detail: &str) -> AwsError {
+fn malformed(_detail: &str) -> AwsError {
     AwsError::new(
         400,
         "MalformedXML",
-        format!("The XML you provided was not well-formed or did not validate against our published schema ({detail})"),
+        "The XML you provided was not well-formed or did not validate against our published schema",
     )
 }
 
@@ -39,6 +39,14 @@ pub fn parse_input(
                 match ps.kind {
                     ShapeKind::Structure if !body.iter().all(|b| b.is_ascii_whitespace()) => {
                         let root = xml::parse(body).map_err(|e| malformed(&e))?;
+                        if let Some(expected) = &m.location_name {
+                            if root.name != *expected {
+                                return Err(malformed(&format!(
+                                    "expected <{expected}>, found <{}>",
+                                    root.name
+                                )));
+                            }
+                        }
                         out.insert(payload.clone(), element_value(model, ps, &root)?);
                     }
                     ShapeKind::Blob if !ps.streaming && !body.is_empty() => {

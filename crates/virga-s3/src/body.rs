@@ -221,6 +221,16 @@ pub async fn store_body(
                 .map(|(_, v)| v.clone())
         });
         if let Some(sent) = sent {
+            let well_formed = B64
+                .decode(sent.trim())
+                .is_ok_and(|raw| Some(raw.len()) == B64.decode(&computed).ok().map(|c| c.len()));
+            if !well_formed {
+                return Err(AwsError::new(
+                    400,
+                    "InvalidRequest",
+                    format!("Value for {name} header is invalid."),
+                ));
+            }
             if sent.trim() != computed {
                 return Err(AwsError::new(
                     400,

@@ -37,7 +37,7 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request<Body>) -> Response<Body> {
                 200,
                 json!({
                     "version": env!("CARGO_PKG_VERSION"),
-                    "uptime_seconds": gw.started.elapsed().as_secs_f64(),
+                    "uptime": gw.started.elapsed().as_secs_f64(),
                     "data_dir": gw.data_dir,
                     "services": services,
                 }),

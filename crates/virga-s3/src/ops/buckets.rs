@@ -67,6 +67,14 @@ pub fn create_bucket(s3: &S3, c: Call) -> AwsResult<Out> {
             .with("LocationConstraint", r.as_str()))
         }
         Some(r) if r.is_empty() => "us-east-1".to_string(),
+        Some(r) if !virga_core::REGIONS.contains(&r.as_str()) && r != "EU" => {
+            return Err(AwsError::new(
+                400,
+                "InvalidLocationConstraint",
+                "The specified location-constraint is not valid",
+            )
+            .with("LocationConstraint", r.as_str()))
+        }
         Some(r) if c.ctx.region != "us-east-1" && *r != c.ctx.region => {
             return Err(AwsError::new(
                 400,

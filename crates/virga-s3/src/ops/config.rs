@@ -68,7 +68,7 @@ pub fn push_tag(tags: &mut Vec<(String, String)>, k: &str, v: &str, max: usize) 
     tags.push((k.to_string(), v.to_string()));
     if tags.len() > max {
         return Err(if max == 10 {
-            invalid_tag("Object tags cannot be greater than 10")
+            AwsError::new(400, "BadRequest", "Object tags cannot be greater than 10")
         } else {
             invalid_tag("Bucket tag count cannot be greater than 50")
         });

@@ -418,7 +418,15 @@ pub fn object_output(v: &ObjectVersion, b: &Bucket, checksum_mode: bool) -> Map<
     if let Some(exp) = crate::lifecycle::expiration_header(b, v) {
         out.insert("Expiration".into(), json!(exp));
     }
+    http_date_expires(&mut out);
     out
+}
+
+/// `Expires` is a timestamp on input but a plain header string on output.
+fn http_date_expires(out: &mut Map<String, Value>) {
+    if let Some(t) = out.get("Expires").and_then(|e| e.as_f64()) {
+        out.insert("Expires".into(), json!(virga_protocol::time_fmt::rfc822(t)));
+    }
 }
 
 /// Evaluates If-Match / If-Unmodified-Since (412) and If-None-Match /
@@ -502,6 +510,7 @@ pub fn get_object(s3: &S3, c: Call, head: bool) -> AwsResult<Out> {
             out.insert(member.into(), val.clone());
         }
     }
+    http_date_expires(&mut out);
     let mut range = match c.str("Range") {
         Some(r) => parse_range(r, v.size)?,
         None => None,
@@ -525,6 +534,13 @@ pub fn get_object(s3: &S3, c: Call, head: bool) -> AwsResult<Out> {
         }
     }
     let mut status = None;
+    if range.is_some() {
+        // Checksums describe the whole object; a part of it is sent without them.
+        for alg in crate::body::ALGORITHMS {
+            out.remove(&format!("Checksum{alg}"));
+        }
+        out.remove("ChecksumType");
+    }
     let (start, len) = match range {
         Some((s, e)) => {
             status = Some(206);
@@ -793,7 +809,7 @@ pub fn copy_source(s3: &S3, c: &Call) -> AwsResult<(ObjectVersion, Bucket)> {
         (_, Some(id)) => return Err(no_such_version(&sk, id)),
         (_, None) => return Err(no_such_key(&sk)),
     };
-    if let Some(status) = check_read_conditions(c, &v, "Copy")? {
+    if let Some(status) = check_read_conditions(c, &v, "CopySource")? {
         let _ = status;
         return Err(precondition_failed("x-amz-copy-source-If-None-Match"));
     }
