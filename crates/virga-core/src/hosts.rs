@@ -18,10 +18,8 @@ fn prefix_labels(host: &str) -> Option<Vec<&str>> {
         p
     } else if let Some(p) = name.strip_suffix(".amazonaws.com") {
         p
-    } else if let Some(p) = name.strip_suffix(".localhost.localstack.cloud") {
-        p
     } else {
-        return None;
+        name.strip_suffix(".localhost.localstack.cloud")?
     };
     Some(if prefix.is_empty() {
         Vec::new()

@@ -115,7 +115,8 @@ impl RestRouter {
     /// among those, the one that names the most of them wins (so `PUT ?partNumber&uploadId`
     /// with `x-amz-copy-source` is UploadPartCopy, not PutObject).
     pub fn route<'m>(&'m self, req: &RestRequest) -> Option<Routed<'m>> {
-        let mut best: Option<(i32, &Route, Vec<(String, String)>)> = None;
+        type Candidate<'r> = (i32, &'r Route, Vec<(String, String)>);
+        let mut best: Option<Candidate> = None;
         for r in &self.routes {
             if !r.method.eq_ignore_ascii_case(req.method) {
                 continue;
@@ -348,9 +349,9 @@ fn header_text(shape: &Shape, member: &Member, v: &Value) -> Option<String> {
         (_, Value::Number(n)) => Some(n.to_string()),
         (_, Value::Array(a)) => Some(
             a.iter()
-                .filter_map(|x| match x {
-                    Value::String(s) => Some(s.clone()),
-                    other => Some(other.to_string()),
+                .map(|x| match x {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
                 })
                 .collect::<Vec<_>>()
                 .join(", "),

@@ -207,17 +207,26 @@ pub fn get_bucket_versioning(s3: &S3, c: Call) -> AwsResult<Out> {
     Ok(Out::value(Value::Object(out)))
 }
 
-/// Put/Get/Delete of a configuration kept as one value on the bucket.
-fn simple_config(
-    s3: &S3,
-    op: &str,
-    c: Call,
-    payload: &str,
+/// A configuration kept as one value on the bucket.
+struct ConfigSpec {
+    /// The input (and, with `output_payload`, output) member holding it.
+    payload: &'static str,
     field: fn(&mut Bucket) -> &mut Option<Value>,
-    missing: impl FnOnce(&str) -> AwsError,
-    validate: impl FnOnce(&Value) -> AwsResult<Value>,
+    /// The error a Get answers when none is set.
+    missing: fn(&str) -> AwsError,
+    validate: fn(&Value) -> AwsResult<Value>,
     output_payload: bool,
-) -> AwsResult<Out> {
+}
+
+/// Put/Get/Delete of a configuration kept as one value on the bucket.
+fn simple_config(s3: &S3, op: &str, c: Call, spec: ConfigSpec) -> AwsResult<Out> {
+    let ConfigSpec {
+        payload,
+        field,
+        missing,
+        validate,
+        output_payload,
+    } = spec;
     if op.starts_with("Put") {
         let v = c.input.get(payload).cloned().unwrap_or(Value::Null);
         let v = validate(&v)?;
@@ -252,42 +261,44 @@ pub fn cors(s3: &S3, op: &str, c: Call) -> AwsResult<Out> {
         s3,
         op,
         c,
-        "CORSConfiguration",
-        |b| &mut b.cors,
-        |name| {
-            AwsError::new(
-                404,
-                "NoSuchCORSConfiguration",
-                "The CORS configuration does not exist",
-            )
-            .with("BucketName", name)
-        },
-        |v| {
-            let rules = v.get("CORSRules").and_then(|r| r.as_array());
-            match rules {
+        ConfigSpec {
+            payload: "CORSConfiguration",
+            field: |b| &mut b.cors,
+            missing: |name| {
+                AwsError::new(
+                    404,
+                    "NoSuchCORSConfiguration",
+                    "The CORS configuration does not exist",
+                )
+                .with("BucketName", name)
+            },
+            validate: |v| {
+                let rules = v.get("CORSRules").and_then(|r| r.as_array());
+                match rules {
                 Some(r) if !r.is_empty() && r.len() <= 100 => {}
                 _ => return Err(malformed("The XML you provided was not well-formed or did not validate against our published schema")),
             }
-            for r in rules.into_iter().flatten() {
-                for m in r
-                    .get("AllowedMethods")
-                    .and_then(|m| m.as_array())
-                    .into_iter()
-                    .flatten()
-                {
-                    let m = m.as_str().unwrap_or("");
-                    if !["GET", "PUT", "POST", "DELETE", "HEAD"].contains(&m) {
-                        return Err(AwsError::new(
+                for r in rules.into_iter().flatten() {
+                    for m in r
+                        .get("AllowedMethods")
+                        .and_then(|m| m.as_array())
+                        .into_iter()
+                        .flatten()
+                    {
+                        let m = m.as_str().unwrap_or("");
+                        if !["GET", "PUT", "POST", "DELETE", "HEAD"].contains(&m) {
+                            return Err(AwsError::new(
                             400,
                             "InvalidRequest",
                             format!("Found unsupported HTTP method in CORS config. Unsupported method is {m}"),
                         ));
+                        }
                     }
                 }
-            }
-            Ok(v.clone())
+                Ok(v.clone())
+            },
+            output_payload: false,
         },
-        false,
     )
 }
 
@@ -296,62 +307,64 @@ pub fn lifecycle(s3: &S3, op: &str, c: Call) -> AwsResult<Out> {
         s3,
         op,
         c,
-        "LifecycleConfiguration",
-        |b| &mut b.lifecycle,
-        |name| {
-            AwsError::new(
-                404,
-                "NoSuchLifecycleConfiguration",
-                "The lifecycle configuration does not exist",
-            )
-            .with("BucketName", name)
-        },
-        |v| {
-            let rules = v
-                .get("Rules")
-                .and_then(|r| r.as_array())
-                .cloned()
-                .unwrap_or_default();
-            if rules.is_empty() {
-                return Err(malformed("The XML you provided was not well-formed or did not validate against our published schema"));
-            }
-            let mut ids = Vec::new();
-            let mut out = Vec::new();
-            for mut r in rules {
-                match r.get("Status").and_then(|s| s.as_str()) {
+        ConfigSpec {
+            payload: "LifecycleConfiguration",
+            field: |b| &mut b.lifecycle,
+            missing: |name| {
+                AwsError::new(
+                    404,
+                    "NoSuchLifecycleConfiguration",
+                    "The lifecycle configuration does not exist",
+                )
+                .with("BucketName", name)
+            },
+            validate: |v| {
+                let rules = v
+                    .get("Rules")
+                    .and_then(|r| r.as_array())
+                    .cloned()
+                    .unwrap_or_default();
+                if rules.is_empty() {
+                    return Err(malformed("The XML you provided was not well-formed or did not validate against our published schema"));
+                }
+                let mut ids = Vec::new();
+                let mut out = Vec::new();
+                for mut r in rules {
+                    match r.get("Status").and_then(|s| s.as_str()) {
                     Some("Enabled") | Some("Disabled") => {}
                     _ => return Err(malformed("The XML you provided was not well-formed or did not validate against our published schema")),
                 }
-                if let Some(days) = r.pointer("/Expiration/Days").and_then(|d| d.as_i64()) {
-                    if days <= 0 {
+                    if let Some(days) = r.pointer("/Expiration/Days").and_then(|d| d.as_i64()) {
+                        if days <= 0 {
+                            return Err(AwsError::new(
+                                400,
+                                "InvalidArgument",
+                                "'Days' for Expiration action must be a positive integer",
+                            ));
+                        }
+                    }
+                    let id = match r.get("ID").and_then(|i| i.as_str()) {
+                        Some(id) => id.to_string(),
+                        None => {
+                            let id = uuid::Uuid::new_v4().simple().to_string();
+                            r["ID"] = json!(id);
+                            id
+                        }
+                    };
+                    if ids.contains(&id) {
                         return Err(AwsError::new(
                             400,
                             "InvalidArgument",
-                            "'Days' for Expiration action must be a positive integer",
+                            "Rule ID must be unique. Found same ID for more than one rule",
                         ));
                     }
+                    ids.push(id);
+                    out.push(r);
                 }
-                let id = match r.get("ID").and_then(|i| i.as_str()) {
-                    Some(id) => id.to_string(),
-                    None => {
-                        let id = uuid::Uuid::new_v4().simple().to_string();
-                        r["ID"] = json!(id);
-                        id
-                    }
-                };
-                if ids.contains(&id) {
-                    return Err(AwsError::new(
-                        400,
-                        "InvalidArgument",
-                        "Rule ID must be unique. Found same ID for more than one rule",
-                    ));
-                }
-                ids.push(id);
-                out.push(r);
-            }
-            Ok(json!({ "Rules": out }))
+                Ok(json!({ "Rules": out }))
+            },
+            output_payload: false,
         },
-        false,
     )
 }
 
@@ -409,31 +422,33 @@ pub fn website(s3: &S3, op: &str, c: Call) -> AwsResult<Out> {
         s3,
         op,
         c,
-        "WebsiteConfiguration",
-        |b| &mut b.website,
-        |name| {
-            AwsError::new(
-                404,
-                "NoSuchWebsiteConfiguration",
-                "The specified bucket does not have a website configuration",
-            )
-            .with("BucketName", name)
-        },
-        |v| {
-            let has_index = v
-                .pointer("/IndexDocument/Suffix")
-                .and_then(|s| s.as_str())
-                .is_some_and(|s| !s.is_empty() && !s.contains('/'));
-            if !has_index && v.get("RedirectAllRequestsTo").is_none() {
-                return Err(AwsError::new(
+        ConfigSpec {
+            payload: "WebsiteConfiguration",
+            field: |b| &mut b.website,
+            missing: |name| {
+                AwsError::new(
+                    404,
+                    "NoSuchWebsiteConfiguration",
+                    "The specified bucket does not have a website configuration",
+                )
+                .with("BucketName", name)
+            },
+            validate: |v| {
+                let has_index = v
+                    .pointer("/IndexDocument/Suffix")
+                    .and_then(|s| s.as_str())
+                    .is_some_and(|s| !s.is_empty() && !s.contains('/'));
+                if !has_index && v.get("RedirectAllRequestsTo").is_none() {
+                    return Err(AwsError::new(
                     400,
                     "InvalidArgument",
                     "A value for IndexDocument Suffix must be provided if RedirectAllRequestsTo is empty",
                 ));
-            }
-            Ok(v.clone())
+                }
+                Ok(v.clone())
+            },
+            output_payload: false,
         },
-        false,
     )
 }
 
@@ -452,11 +467,13 @@ pub fn encryption(s3: &S3, op: &str, c: Call) -> AwsResult<Out> {
         s3,
         op,
         c,
-        "ServerSideEncryptionConfiguration",
-        |b| &mut b.encryption,
-        |_| AwsError::internal("unreachable"),
-        |v| Ok(v.clone()),
-        true,
+        ConfigSpec {
+            payload: "ServerSideEncryptionConfiguration",
+            field: |b| &mut b.encryption,
+            missing: |_| AwsError::internal("unreachable"),
+            validate: |v| Ok(v.clone()),
+            output_payload: true,
+        },
     )
 }
 
@@ -465,18 +482,20 @@ pub fn ownership(s3: &S3, op: &str, c: Call) -> AwsResult<Out> {
         s3,
         op,
         c,
-        "OwnershipControls",
-        |b| &mut b.ownership,
-        |name| {
-            AwsError::new(
-                404,
-                "OwnershipControlsNotFoundError",
-                "The bucket ownership controls were not found",
-            )
-            .with("BucketName", name)
+        ConfigSpec {
+            payload: "OwnershipControls",
+            field: |b| &mut b.ownership,
+            missing: |name| {
+                AwsError::new(
+                    404,
+                    "OwnershipControlsNotFoundError",
+                    "The bucket ownership controls were not found",
+                )
+                .with("BucketName", name)
+            },
+            validate: |v| Ok(v.clone()),
+            output_payload: true,
         },
-        |v| Ok(v.clone()),
-        true,
     )
 }
 
@@ -485,17 +504,19 @@ pub fn public_access_block(s3: &S3, op: &str, c: Call) -> AwsResult<Out> {
         s3,
         op,
         c,
-        "PublicAccessBlockConfiguration",
-        |b| &mut b.public_access_block,
-        |name| {
-            AwsError::new(
-                404,
-                "NoSuchPublicAccessBlockConfiguration",
-                "The public access block configuration was not found",
-            )
-            .with("BucketName", name)
+        ConfigSpec {
+            payload: "PublicAccessBlockConfiguration",
+            field: |b| &mut b.public_access_block,
+            missing: |name| {
+                AwsError::new(
+                    404,
+                    "NoSuchPublicAccessBlockConfiguration",
+                    "The public access block configuration was not found",
+                )
+                .with("BucketName", name)
+            },
+            validate: |v| Ok(v.clone()),
+            output_payload: true,
         },
-        |v| Ok(v.clone()),
-        true,
     )
 }

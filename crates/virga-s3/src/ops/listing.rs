@@ -455,6 +455,24 @@ pub fn list_multipart_uploads(s3: &S3, c: Call) -> AwsResult<Out> {
                 || (u.key == key_marker && !id_marker.is_empty() && u.upload_id > id_marker)
         });
     }
+    // With a delimiter, keys below the prefix that contain it roll up into common prefixes.
+    let delimiter = c
+        .str("Delimiter")
+        .filter(|d| !d.is_empty())
+        .map(|s| s.to_string());
+    let mut prefixes: Vec<String> = Vec::new();
+    if let Some(d) = &delimiter {
+        uploads.retain(|u| match u.key[prefix.len()..].find(d.as_str()) {
+            Some(i) => {
+                let cp = u.key[..prefix.len() + i + d.len()].to_string();
+                if !prefixes.contains(&cp) {
+                    prefixes.push(cp);
+                }
+                false
+            }
+            None => true,
+        });
+    }
     let truncated = uploads.len() > max;
     uploads.truncate(max);
     let items: Vec<Value> = uploads
@@ -480,6 +498,17 @@ pub fn list_multipart_uploads(s3: &S3, c: Call) -> AwsResult<Out> {
     }
     if !items.is_empty() {
         out["Uploads"] = Value::Array(items);
+    }
+    if let Some(d) = &delimiter {
+        out["Delimiter"] = enc(d, url);
+    }
+    if !prefixes.is_empty() {
+        out["CommonPrefixes"] = Value::Array(
+            prefixes
+                .iter()
+                .map(|p| json!({"Prefix": enc(p, url)}))
+                .collect(),
+        );
     }
     Ok(Out::value(out))
 }

@@ -34,6 +34,15 @@ fn get_upload(r: &dyn KvRead, bucket: &str, id: &str) -> AwsResult<Upload> {
         .ok_or_else(|| no_such_upload(id))
 }
 
+/// The upload `id` of `key`: an upload id is bound to the key it was created for.
+fn upload_of(r: &dyn KvRead, bucket: &str, key: &str, id: &str) -> AwsResult<Upload> {
+    let u = get_upload(r, bucket, id)?;
+    if u.key != key {
+        return Err(no_such_upload(id));
+    }
+    Ok(u)
+}
+
 fn parts_of(r: &dyn KvRead, upload_id: &str) -> AwsResult<Vec<Part>> {
     let p = KeyBuf::new().str(upload_id).into_vec();
     let end = virga_store::prefix_end(&p);
@@ -150,7 +159,8 @@ pub async fn upload_part(s3: &S3, mut c: Call) -> AwsResult<Out> {
     let bucket = c.req("Bucket")?.to_string();
     let upload_id = c.req("UploadId")?.to_string();
     let number = part_number(&c)?;
-    let upload = s3.store.read(|r| get_upload(r, &bucket, &upload_id))?;
+    let key = c.req("Key")?.to_string();
+    let upload = s3.store.read(|r| upload_of(r, &bucket, &key, &upload_id))?;
     let body = c
         .body
         .take()
@@ -183,7 +193,8 @@ pub async fn upload_part_copy(s3: &S3, c: Call) -> AwsResult<Out> {
     let bucket = c.req("Bucket")?.to_string();
     let upload_id = c.req("UploadId")?.to_string();
     let number = part_number(&c)?;
-    s3.store.read(|r| get_upload(r, &bucket, &upload_id))?;
+    let key = c.req("Key")?.to_string();
+    s3.store.read(|r| upload_of(r, &bucket, &key, &upload_id))?;
     let (src, src_bucket) = copy_source(s3, &c)?;
     let (start, len) = match c.str("CopySourceRange") {
         Some(r) => {
@@ -199,11 +210,14 @@ pub async fn upload_part_copy(s3: &S3, c: Call) -> AwsResult<Out> {
             if b < a || b >= src.size {
                 return Err(AwsError::new(
                     400,
-                    "InvalidRange",
-                    "The requested range is not satisfiable",
+                    "InvalidArgument",
+                    format!(
+                        "Range specified is not valid for source object of size: {}",
+                        src.size
+                    ),
                 )
-                .with("RangeRequested", r)
-                .with("ActualObjectSize", src.size.to_string()));
+                .with("ArgumentName", "x-amz-copy-source-range")
+                .with("ArgumentValue", r));
             }
             (a, b - a + 1)
         }
@@ -230,8 +244,9 @@ pub async fn upload_part_copy(s3: &S3, c: Call) -> AwsResult<Out> {
 pub fn list_parts(s3: &S3, c: Call) -> AwsResult<Out> {
     let bucket = c.req("Bucket")?.to_string();
     let upload_id = c.req("UploadId")?.to_string();
+    let key = c.req("Key")?.to_string();
     let (upload, parts) = s3.store.read(|r| {
-        let u = get_upload(r, &bucket, &upload_id)?;
+        let u = upload_of(r, &bucket, &key, &upload_id)?;
         Ok((u, parts_of(r, &upload_id)?))
     })?;
     let marker = c.i64("PartNumberMarker").unwrap_or(0).max(0) as u64;
@@ -310,7 +325,7 @@ pub async fn complete(s3: &S3, c: Call) -> AwsResult<Out> {
         let n = rp.get("PartNumber").and_then(|n| n.as_i64()).unwrap_or(0);
         let etag = rp.get("ETag").and_then(|e| e.as_str()).unwrap_or("");
         if n <= last_number {
-            return Err(AwsError::new(400, "InvalidPartOrder", "The list of parts was not in ascending order. Parts must be ordered by part number."));
+            return Err(AwsError::new(400, "InvalidPartOrder", "The list of parts was not in ascending order. The parts list must be specified in order by part number."));
         }
         last_number = n;
         let Some(p) = stored.iter().find(|p| p.number as i64 == n) else {
@@ -417,8 +432,9 @@ pub async fn complete(s3: &S3, c: Call) -> AwsResult<Out> {
 pub async fn abort(s3: &S3, c: Call) -> AwsResult<Out> {
     let bucket = c.req("Bucket")?.to_string();
     let upload_id = c.req("UploadId")?.to_string();
+    let key = c.req("Key")?.to_string();
     let blobs = s3.store.transact(|t| {
-        get_upload(t, &bucket, &upload_id)?;
+        upload_of(t, &bucket, &key, &upload_id)?;
         t.delete(state::UPLOADS, &state::upload_key(&bucket, &upload_id))?;
         remove_parts(t, &upload_id)
     })?;
