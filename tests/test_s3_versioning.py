@@ -133,8 +133,8 @@ def test_unknown_version_ids(s3, vbucket):
     with expect_error("404", 404):
         s3.head_object(Bucket=vbucket, Key="k", VersionId=gone)
     # A version id of another key is unknown for this key.
+    s3.put_object(Bucket=vbucket, Key="other", Body=b"o")
     with expect_error("NoSuchVersion", 404):
-        s3.put_object(Bucket=vbucket, Key="other", Body=b"o")
         s3.get_object(Bucket=vbucket, Key="other", VersionId=v1)
     # Not a version id at all.
     with expect_error("InvalidArgument", 400) as info:
