@@ -4,7 +4,6 @@ flexible checksums, object tagging and awkward keys."""
 import datetime
 import gzip
 import os
-from email.utils import format_datetime
 from urllib.parse import unquote_plus
 
 import pytest
@@ -15,6 +14,7 @@ from virga_testlib import (
     expect_error,
     headers_of,
     key_path,
+    make_client,
     md5_b64,
     quoted_etag,
     raw_request,
@@ -124,6 +124,17 @@ def test_etag_is_quoted_md5_and_body_round_trips(s3, bucket, size):
     listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"obj-{size}")["Contents"]
     assert [(o["Key"], o["Size"], o["ETag"], o["StorageClass"]) for o in listed] == [
         (f"obj-{size}", size, quoted_etag(body), "STANDARD")]
+
+
+def test_requests_after_empty_put_on_same_connection(endpoint, bucket):
+    # boto3 sends every PutObject with "Expect: 100-continue", also for an
+    # empty body; the kept-alive connection must stay usable afterwards.
+    client = make_client(endpoint, read_timeout=10)
+    bodies = [b"", b"1", b"", b"", b"22", b"x" * 70_000, b""]
+    for i, body in enumerate(bodies):
+        assert client.put_object(Bucket=bucket, Key=f"k{i}", Body=body)["ETag"] == quoted_etag(body)
+    for i, body in enumerate(bodies):
+        assert client.get_object(Bucket=bucket, Key=f"k{i}")["Body"].read() == body
 
 
 def test_empty_object(s3, bucket):

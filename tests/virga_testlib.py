@@ -190,7 +190,10 @@ def make_client(
 ):
     cfg = dict(
         s3={"addressing_style": addressing_style},
-        retries={"max_attempts": 1},
+        # No retries at all: a retry would hide a failed first attempt.
+        # (botocore's "max_attempts" counts retries in legacy mode; this is
+        # the total including the first attempt.)
+        retries={"total_max_attempts": 1},
         connect_timeout=10,
         read_timeout=120,
     )

@@ -309,10 +309,13 @@ fn parse_query_v4(params: &[RawParam], req: &SignedRequest) -> Result<ParsedAuth
         .trim()
         .parse()
         .map_err(|_| malformed(format!("X-Amz-Expires {expires_raw:?} is not a number")))?;
-    if !(1..=MAX_PRESIGNED_EXPIRES).contains(&expires) {
+    if expires > MAX_PRESIGNED_EXPIRES {
         return Err(malformed(format!(
-            "X-Amz-Expires must be between 1 and {MAX_PRESIGNED_EXPIRES} seconds (a week); got {expires}"
+            "X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than {MAX_PRESIGNED_EXPIRES} seconds"
         )));
+    }
+    if expires < 1 {
+        return Err(malformed("X-Amz-Expires must be non-negative".to_string()));
     }
     let signed_headers = parse_signed_headers(&get("X-Amz-SignedHeaders")?)?;
     let signature = parse_v4_signature(&get("X-Amz-Signature")?)?;
@@ -1032,7 +1035,8 @@ fn header_str<'h>(headers: &'h http::HeaderMap, name: &str) -> Result<Option<&'h
 }
 
 /// `20150830T123600Z` as seconds since the epoch.
-fn parse_amz_date(s: &str) -> Option<i64> {
+/// Seconds since the epoch of an ISO 8601 basic time (`20150830T123600Z`).
+pub fn parse_amz_date(s: &str) -> Option<i64> {
     let fmt = format_description!("[year][month][day]T[hour][minute][second]Z");
     PrimitiveDateTime::parse(s, fmt)
         .ok()

@@ -38,6 +38,8 @@ pub struct Operation {
     pub input: Option<ShapeRef>,
     #[serde(default)]
     pub output: Option<ShapeRef>,
+    #[serde(default)]
+    pub deprecated: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -36,6 +36,7 @@ struct Route {
     literals: Vec<(String, Option<String>)>,
     required_query: Vec<String>,
     required_headers: Vec<String>,
+    deprecated: bool,
 }
 
 /// Operations of one REST service, compiled from its model for matching.
@@ -103,10 +104,17 @@ impl RestRouter {
                 literals,
                 required_query,
                 required_headers,
+                deprecated: op.deprecated,
             });
         }
-        // Deterministic tie-breaking regardless of HashMap order.
-        routes.sort_by(|a, b| a.operation.cmp(&b.operation));
+        // Ties go to the first route: current operations before deprecated ones with
+        // the same binding (PutBucketLifecycleConfiguration over PutBucketLifecycle),
+        // then by name, whatever the HashMap order.
+        routes.sort_by(|a, b| {
+            a.deprecated
+                .cmp(&b.deprecated)
+                .then_with(|| a.operation.cmp(&b.operation))
+        });
         RestRouter { routes }
     }
 

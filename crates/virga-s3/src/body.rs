@@ -144,6 +144,7 @@ pub async fn store_body(
         None => None,
     };
     let mut md5 = Md5::new();
+    let mut payload_sha = signed_payload_hash(headers).map(|h| (h, sha2::Sha256::new()));
     let mut decoder = chunked.then(ChunkedDecoder::new);
     let mut writer = blobs.writer()?;
     let mut size: u64 = 0;
@@ -153,6 +154,9 @@ pub async fn store_body(
         let Ok(data) = frame.into_data() else {
             continue;
         };
+        if let Some((_, h)) = payload_sha.as_mut() {
+            h.update(&data);
+        }
         let out: &[u8] = match decoder.as_mut() {
             Some(d) => {
                 decoded.clear();
@@ -185,6 +189,9 @@ pub async fn store_body(
     }
     if declared.is_some_and(|d| d != size) {
         return Err(incomplete());
+    }
+    if let Some((expected, h)) = payload_sha {
+        check_payload_hash(&expected, &h.finalize())?;
     }
     let md5: [u8; 16] = md5.finalize().into();
     if let Some(sent) = header(headers, "content-md5") {
@@ -261,6 +268,26 @@ fn chunk_err(e: ChunkedError) -> AwsError {
     }
 }
 
+/// The payload hash a request signed (`x-amz-content-sha256` as 64 hex digits), if any.
+fn signed_payload_hash(h: &HeaderMap) -> Option<String> {
+    header(h, "x-amz-content-sha256")
+        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(|v| v.to_ascii_lowercase())
+}
+
+fn check_payload_hash(expected: &str, computed: &[u8]) -> AwsResult<()> {
+    if hex::encode(computed) != expected {
+        return Err(AwsError::new(
+            400,
+            "XAmzContentSHA256Mismatch",
+            "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        )
+        .with("ClientComputedContentSHA256", expected)
+        .with("S3ComputedContentSHA256", hex::encode(computed)));
+    }
+    Ok(())
+}
+
 /// Reads a whole (small) request body, decoding aws-chunked framing if present.
 pub async fn read_small_body(body: Body, headers: &HeaderMap, limit: usize) -> AwsResult<Vec<u8>> {
     let chunked = header(headers, "content-encoding").is_some_and(|v| v.contains("aws-chunked"))
@@ -271,6 +298,9 @@ pub async fn read_small_body(body: Body, headers: &HeaderMap, limit: usize) -> A
         .await
         .map_err(|_| AwsError::new(400, "MaxMessageLengthExceeded", "Your request was too big."))?
         .to_bytes();
+    if let Some(expected) = signed_payload_hash(headers) {
+        check_payload_hash(&expected, &sha2::Sha256::digest(&raw))?;
+    }
     if !chunked {
         return Ok(raw.to_vec());
     }

@@ -222,7 +222,7 @@ impl BlobStore for MemBlobStore {
 mod tests {
     use super::*;
 
-    fn exercise(s: &dyn BlobStore) {
+    pub(super) fn exercise(s: &dyn BlobStore) {
         let mut w = s.writer().unwrap();
         w.write(b"hello ").unwrap();
         w.write(b"world").unwrap();
@@ -242,12 +242,144 @@ mod tests {
     fn file_blobs() {
         let dir = tempfile::tempdir().unwrap();
         let s = FileBlobStore::open(dir.path(), Durability::Full).unwrap();
-        exercise(&s);
+        super::tests::exercise(&s);
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
     }
 
     #[test]
     fn memory_blobs() {
         exercise(&MemBlobStore::default());
+    }
+}
+
+/// Keeps blobs up to `threshold` bytes inside the key-value store and larger ones in
+/// `inner`. Small objects are the common case, and creating a file per object costs far
+/// more (inode allocation, rename) than a row in the database.
+pub struct InlineBlobStore {
+    kv: Arc<dyn crate::KvStore>,
+    inner: Arc<dyn BlobStore>,
+    threshold: usize,
+}
+
+/// The table inline blobs live in.
+pub const INLINE_TABLE: &str = "blob.inline";
+
+impl InlineBlobStore {
+    pub fn new(kv: Arc<dyn crate::KvStore>, inner: Arc<dyn BlobStore>, threshold: usize) -> Self {
+        InlineBlobStore {
+            kv,
+            inner,
+            threshold,
+        }
+    }
+}
+
+/// Inline blob ids start with `i`, which a file blob id (hex) never does.
+fn is_inline(id: &str) -> bool {
+    id.starts_with('i')
+}
+
+struct InlineWriter {
+    kv: Arc<dyn crate::KvStore>,
+    inner: Arc<dyn BlobStore>,
+    threshold: usize,
+    buf: Vec<u8>,
+    spilled: Option<Box<dyn BlobWriter>>,
+}
+
+impl BlobWriter for InlineWriter {
+    fn write(&mut self, data: &[u8]) -> AwsResult<()> {
+        if let Some(w) = self.spilled.as_mut() {
+            return w.write(data);
+        }
+        if self.buf.len() + data.len() <= self.threshold {
+            self.buf.extend_from_slice(data);
+            return Ok(());
+        }
+        let mut w = self.inner.writer()?;
+        w.write(&self.buf)?;
+        w.write(data)?;
+        self.buf = Vec::new();
+        self.spilled = Some(w);
+        Ok(())
+    }
+
+    fn commit(self: Box<Self>) -> AwsResult<String> {
+        if let Some(w) = self.spilled {
+            return w.commit();
+        }
+        let id = format!("i{}", new_id());
+        let buf = self.buf;
+        self.kv
+            .transact(|t| t.put(INLINE_TABLE, id.as_bytes(), &buf))?;
+        Ok(id)
+    }
+}
+
+impl BlobStore for InlineBlobStore {
+    fn writer(&self) -> AwsResult<Box<dyn BlobWriter>> {
+        Ok(Box::new(InlineWriter {
+            kv: self.kv.clone(),
+            inner: self.inner.clone(),
+            threshold: self.threshold,
+            buf: Vec::new(),
+            spilled: None,
+        }))
+    }
+
+    fn open(&self, id: &str, offset: u64, len: u64) -> AwsResult<Box<dyn Read + Send>> {
+        if !is_inline(id) {
+            return self.inner.open(id, offset, len);
+        }
+        let data = self
+            .kv
+            .read(|r| r.get(INLINE_TABLE, id.as_bytes()))?
+            .ok_or_else(|| AwsError::internal(format!("missing blob {id}")))?;
+        let mut c = Cursor::new(data);
+        c.set_position(offset);
+        Ok(Box::new(c.take(len)))
+    }
+
+    fn delete(&self, id: &str) -> AwsResult<()> {
+        if is_inline(id) {
+            self.kv.transact(|t| t.delete(INLINE_TABLE, id.as_bytes()))
+        } else {
+            self.inner.delete(id)
+        }
+    }
+
+    fn clear(&self) -> AwsResult<()> {
+        self.kv.clear(INLINE_TABLE)?;
+        self.inner.clear()
+    }
+}
+
+#[cfg(test)]
+mod inline_tests {
+    use super::*;
+
+    #[test]
+    fn small_inline_large_spilled() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv: Arc<dyn crate::KvStore> = Arc::new(crate::SqliteStore::in_memory().unwrap());
+        let files: Arc<dyn BlobStore> =
+            Arc::new(FileBlobStore::open(dir.path(), Durability::Process).unwrap());
+        let s = InlineBlobStore::new(kv, files, 8);
+        let mut w = s.writer().unwrap();
+        w.write(b"tiny").unwrap();
+        let small = w.commit().unwrap();
+        assert!(is_inline(&small));
+        let mut w = s.writer().unwrap();
+        w.write(b"0123").unwrap();
+        w.write(b"456789").unwrap();
+        let big = w.commit().unwrap();
+        assert!(!is_inline(&big));
+        let mut out = String::new();
+        s.open(&big, 2, 5)
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(out, "23456");
+        super::tests::exercise(&s);
     }
 }

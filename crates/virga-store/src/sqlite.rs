@@ -33,17 +33,24 @@ impl SqliteStore {
             let c = Connection::open(path).map_err(db_err)?;
             c.busy_timeout(std::time::Duration::from_secs(30))
                 .map_err(db_err)?;
+            c.set_prepared_statement_cache_capacity(64);
             c.execute_batch(&format!(
-                "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA cache_size=-8000;"
+                "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA cache_size=-16000;"
             ))
             .map_err(db_err)?;
             Ok(c)
         };
         let writer = open()?;
         writer.execute_batch(SCHEMA).map_err(db_err)?;
-        let readers = (0..2)
-            .map(|_| open().map(Mutex::new))
-            .collect::<AwsResult<Vec<_>>>()?;
+        // One connection holding the database exclusively: no file-lock system calls per
+        // transaction, a page cache that stays valid, and a second Virga on the same
+        // data dir is refused instead of corrupting it.
+        writer
+            .execute_batch("BEGIN IMMEDIATE; COMMIT;")
+            .map_err(|e| {
+                AwsError::internal(format!("the data dir is in use by another process? {e}"))
+            })?;
+        let readers = Vec::new();
         Ok(SqliteStore {
             writer: Mutex::new(writer),
             readers,
@@ -53,6 +60,7 @@ impl SqliteStore {
 
     pub fn in_memory() -> AwsResult<SqliteStore> {
         let c = Connection::open_in_memory().map_err(db_err)?;
+        c.set_prepared_statement_cache_capacity(64);
         c.execute_batch(SCHEMA).map_err(db_err)?;
         Ok(SqliteStore {
             writer: Mutex::new(c),
@@ -163,6 +171,11 @@ impl KvStore for SqliteStore {
                 .lock()
                 .map_err(|_| AwsError::internal("storage writer poisoned"))?;
             return f(&Conn(&guard));
+        }
+        // The writer's page cache stays valid across its own commits, while a reader's is
+        // dropped whenever another connection has written: read on the writer when free.
+        if let Ok(g) = self.writer.try_lock() {
+            return f(&Conn(&g));
         }
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
         for i in 0..self.readers.len() {

@@ -77,6 +77,29 @@ impl Gateway {
 
     async fn handle(self: &Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         let started = Instant::now();
+        // hyper keeps an unanswered `Expect: 100-continue` of a request with an empty
+        // body pending and sends its 100 on the next request of the connection, which
+        // corrupts that exchange for the client (boto3 sends Expect on every PutObject).
+        // Closing such a connection after the response avoids it.
+        let close_after = req
+            .headers()
+            .get(http::header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+            && req
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .is_some_and(|v| v.as_bytes() == b"0");
+        let mut resp = self.route(req, started).await;
+        if close_after {
+            resp.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
+        resp
+    }
+
+    async fn route(self: &Arc<Self>, req: Request<Incoming>, started: Instant) -> Response<Body> {
         let req = req.map(|b| b.map_err(std::io::Error::other).boxed_unsync());
         let method = req.method().clone();
         let path = req.uri().path().to_string();
@@ -158,6 +181,7 @@ impl Gateway {
             Some(svc) => {
                 let auth_result = match parsed {
                     Err(e) => Err(AuthErrorKind::Auth(e)),
+                    Ok(None) if self.strict_auth => Err(AuthErrorKind::Anonymous),
                     Ok(None) => Ok(()),
                     Ok(Some(p)) => self.authenticate(&p, &signed, &host, &service_name),
                 };
@@ -205,6 +229,14 @@ impl Gateway {
         }
         let s3_style = service == "s3";
         let now = self.clock.now();
+        if self.strict_auth && matches!(p.kind, AuthKind::HeaderV4) {
+            // Signed requests must be fresh (AWS allows 15 minutes of skew).
+            let signed_at = p.request_time.as_deref().and_then(auth::parse_amz_date);
+            let now_secs = self.clock.now_secs_f64() as i64;
+            if signed_at.is_some_and(|t| (now_secs - t).abs() > 15 * 60) {
+                return Err(AuthErrorKind::Skewed);
+            }
+        }
         match self.credentials.get(&p.access_key) {
             Some(secret) => {
                 auth::verify(p, &req, secret, now, s3_style).map_err(AuthErrorKind::Auth)
@@ -222,6 +254,10 @@ impl Gateway {
 pub enum AuthErrorKind {
     Auth(AuthError),
     UnknownKey(String),
+    /// An unsigned request under `--strict-auth`.
+    Anonymous,
+    /// A signature older or newer than 15 minutes under `--strict-auth`.
+    Skewed,
 }
 
 impl From<AuthError> for AuthErrorKind {
@@ -233,6 +269,13 @@ impl From<AuthError> for AuthErrorKind {
 fn auth_error(service: &str, e: impl Into<AuthErrorKind>, _strict: &bool) -> AwsError {
     let s3 = service == "s3";
     match e.into() {
+        AuthErrorKind::Anonymous => AwsError::new(403, "AccessDenied", "Access Denied"),
+        AuthErrorKind::Skewed => AwsError::new(
+            403,
+            "RequestTimeTooSkewed",
+            "The difference between the request time and the current time is too large.",
+        )
+        .with("MaxAllowedSkewMilliseconds", "900000"),
         AuthErrorKind::UnknownKey(k) => {
             if s3 {
                 AwsError::new(

@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 use virga_core::{Clock, Service};
-use virga_store::{BlobStore, Durability, FileBlobStore, KvStore, MemBlobStore, SqliteStore};
+use virga_store::{
+    BlobStore, Durability, FileBlobStore, InlineBlobStore, KvStore, MemBlobStore, SqliteStore,
+};
 
 #[derive(Parser)]
 #[command(
@@ -106,9 +108,15 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         };
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let s = SqliteStore::open(&dir.join("virga.sqlite"), durability).map_err(|e| e.message)?;
-        let b = FileBlobStore::open(&dir.join("blobs"), durability).map_err(|e| e.message)?;
-        (Arc::new(s), Arc::new(b), dir.display().to_string())
+        let s: Arc<dyn KvStore> = Arc::new(
+            SqliteStore::open(&dir.join("virga.sqlite"), durability).map_err(|e| e.message)?,
+        );
+        let files: Arc<dyn BlobStore> =
+            Arc::new(FileBlobStore::open(&dir.join("blobs"), durability).map_err(|e| e.message)?);
+        // Bodies up to 64 KiB live in the database: a file per small object costs more
+        // than the write itself.
+        let b = InlineBlobStore::new(s.clone(), files, 64 * 1024);
+        (s, Arc::new(b), dir.display().to_string())
     };
     let credentials = args
         .credentials

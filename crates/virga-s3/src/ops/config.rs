@@ -115,8 +115,38 @@ pub fn delete_bucket_tagging(s3: &S3, c: Call) -> AwsResult<Out> {
 pub fn put_bucket_policy(s3: &S3, c: Call) -> AwsResult<Out> {
     let policy = c.str("Policy").unwrap_or("").to_string();
     let parsed: Result<Value, _> = serde_json::from_str(&policy);
+    let bucket = c.req("Bucket")?.to_string();
     match parsed {
-        Ok(Value::Object(o)) if o.contains_key("Statement") => {}
+        Ok(Value::Object(o)) if o.contains_key("Statement") => {
+            let statements = match &o["Statement"] {
+                Value::Array(a) => a.clone(),
+                other => vec![other.clone()],
+            };
+            let own = format!("arn:aws:s3:::{bucket}");
+            for st in &statements {
+                let resources = match st.get("Resource") {
+                    Some(Value::String(r)) => vec![r.clone()],
+                    Some(Value::Array(a)) => a
+                        .iter()
+                        .filter_map(|r| r.as_str().map(|s| s.to_string()))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                let ok = resources.iter().all(|r| {
+                    r == &own
+                        || r.starts_with(&format!("{own}/"))
+                        || r == "*"
+                        || (r.ends_with('*') && own.starts_with(r.trim_end_matches('*')))
+                });
+                if !ok {
+                    return Err(AwsError::new(
+                        400,
+                        "MalformedPolicy",
+                        "Policy has invalid resource",
+                    ));
+                }
+            }
+        }
         Ok(Value::Object(_)) => {
             return Err(AwsError::new(
                 400,
