@@ -7,10 +7,14 @@
 //! are arrays, timestamps are numbers of seconds since the epoch, blobs (non-streaming)
 //! are base64 strings.
 
+pub mod json;
 pub mod model;
+pub mod query;
 pub mod rest;
+pub mod rest_json;
 pub mod rest_xml;
 pub mod time_fmt;
+pub mod validate;
 pub mod xml;
 
 use std::sync::OnceLock;

@@ -293,7 +293,7 @@ pub fn serialize_output(
     out
 }
 
-fn write_value(
+pub(crate) fn write_value(
     out: &mut String,
     model: &Model,
     name: &str,
