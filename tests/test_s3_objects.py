@@ -137,6 +137,15 @@ def test_requests_after_empty_put_on_same_connection(endpoint, bucket):
         assert client.get_object(Bucket=bucket, Key=f"k{i}")["Body"].read() == body
 
 
+def test_user_metadata_over_2_kb_is_rejected(s3, bucket):
+    with expect_error("MetadataTooLarge", 400):
+        s3.put_object(Bucket=bucket, Key="big-meta", Body=b"x", Metadata={"m": "v" * 2100})
+    with expect_error("NoSuchKey", 404):
+        s3.get_object(Bucket=bucket, Key="big-meta")
+    # Just under the limit is fine.
+    s3.put_object(Bucket=bucket, Key="ok-meta", Body=b"x", Metadata={"m": "v" * 2000})
+
+
 def test_empty_object(s3, bucket):
     put = s3.put_object(Bucket=bucket, Key="empty", Body=b"")
     assert put["ETag"] == '"d41d8cd98f00b204e9800998ecf8427e"'

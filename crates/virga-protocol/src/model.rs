@@ -249,6 +249,35 @@ impl Model {
     }
 }
 
+impl Shape {
+    /// Reads a scalar of this shape from text (a header, query value or XML element):
+    /// the JSON value, or what was expected ("an integer", ...) when the text is not one.
+    pub fn parse_text(&self, text: &str) -> Result<serde_json::Value, &'static str> {
+        use serde_json::Value;
+        let t = text.trim();
+        let number = |f: Option<f64>, what| {
+            f.and_then(serde_json::Number::from_f64)
+                .map(Value::Number)
+                .ok_or(what)
+        };
+        Ok(match self.kind {
+            ShapeKind::Integer | ShapeKind::Long | ShapeKind::Short | ShapeKind::Byte => {
+                Value::from(t.parse::<i64>().map_err(|_| "an integer")?)
+            }
+            ShapeKind::Float | ShapeKind::Double | ShapeKind::Bigdecimal => {
+                number(t.parse::<f64>().ok(), "a number")?
+            }
+            ShapeKind::Boolean => match t.to_ascii_lowercase().as_str() {
+                "true" => Value::Bool(true),
+                "false" => Value::Bool(false),
+                _ => return Err("a boolean"),
+            },
+            ShapeKind::Timestamp => number(crate::time_fmt::parse_timestamp(t), "a timestamp")?,
+            _ => Value::String(text.to_string()),
+        })
+    }
+}
+
 impl Member {
     /// The wire name of a member: `locationName` when given, else the member name.
     pub fn wire_name<'a>(&'a self, member_name: &'a str) -> &'a str {

@@ -4,7 +4,7 @@
 //! `<ActionResponse><ActionResult>`, errors are `<ErrorResponse><Error>`.
 
 use crate::model::{Member, Model, Shape, ShapeKind};
-use crate::{rest_xml, time_fmt, xml};
+use crate::{rest_xml, xml};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use virga_core::AwsError;
@@ -162,32 +162,10 @@ fn read(
             let Some(raw) = p.map.get(prefix) else {
                 return Ok(None);
             };
-            Ok(Some(match shape.kind {
-                ShapeKind::Integer | ShapeKind::Long | ShapeKind::Short | ShapeKind::Byte => {
-                    Value::from(
-                        raw.trim()
-                            .parse::<i64>()
-                            .map_err(|_| invalid(prefix, raw, "an integer"))?,
-                    )
-                }
-                ShapeKind::Float | ShapeKind::Double | ShapeKind::Bigdecimal => raw
-                    .trim()
-                    .parse::<f64>()
-                    .ok()
-                    .and_then(serde_json::Number::from_f64)
-                    .map(Value::Number)
-                    .ok_or_else(|| invalid(prefix, raw, "a number"))?,
-                ShapeKind::Boolean => match raw.trim() {
-                    "true" => Value::Bool(true),
-                    "false" => Value::Bool(false),
-                    _ => return Err(invalid(prefix, raw, "a boolean")),
-                },
-                ShapeKind::Timestamp => time_fmt::parse_timestamp(raw)
-                    .and_then(serde_json::Number::from_f64)
-                    .map(Value::Number)
-                    .ok_or_else(|| invalid(prefix, raw, "a timestamp"))?,
-                _ => Value::String((*raw).to_string()),
-            }))
+            shape
+                .parse_text(raw)
+                .map(Some)
+                .map_err(|what| invalid(prefix, raw, what))
         }
     }
 }

@@ -226,30 +226,10 @@ pub fn scalar_from_str(
         AwsError::new(
             400,
             "InvalidArgument",
-            format!("Invalid value for {name}: '{s}' is not a valid {what}"),
+            format!("Invalid value for {name}: '{s}' is not {what}"),
         )
     };
     Ok(match shape.kind {
-        ShapeKind::Integer | ShapeKind::Long | ShapeKind::Short | ShapeKind::Byte => {
-            Value::from(s.trim().parse::<i64>().map_err(|_| bad("integer"))?)
-        }
-        ShapeKind::Float | ShapeKind::Double | ShapeKind::Bigdecimal => {
-            let f = s.trim().parse::<f64>().map_err(|_| bad("number"))?;
-            serde_json::Number::from_f64(f)
-                .map(Value::Number)
-                .ok_or_else(|| bad("number"))?
-        }
-        ShapeKind::Boolean => match s.trim().to_ascii_lowercase().as_str() {
-            "true" => Value::Bool(true),
-            "false" => Value::Bool(false),
-            _ => return Err(bad("boolean")),
-        },
-        ShapeKind::Timestamp => {
-            let t = time_fmt::parse_timestamp(s).ok_or_else(|| bad("timestamp"))?;
-            serde_json::Number::from_f64(t)
-                .map(Value::Number)
-                .ok_or_else(|| bad("timestamp"))?
-        }
         ShapeKind::List => {
             let Some(m) = shape.member.as_ref() else {
                 return Ok(Value::Null);
@@ -263,7 +243,7 @@ pub fn scalar_from_str(
             }
             Value::Array(items)
         }
-        _ => Value::String(s.to_string()),
+        _ => shape.parse_text(s).map_err(bad)?,
     })
 }
 

@@ -101,31 +101,9 @@ pub fn parse_input(
 }
 
 fn scalar(shape: &Shape, text: &str, name: &str) -> Result<Value, AwsError> {
-    let t = text.trim();
-    let bad = || malformed(&format!("'{t}' is not a valid value for {name}"));
-    Ok(match shape.kind {
-        ShapeKind::Integer | ShapeKind::Long | ShapeKind::Short | ShapeKind::Byte => {
-            Value::from(t.parse::<i64>().map_err(|_| bad())?)
-        }
-        ShapeKind::Float | ShapeKind::Double | ShapeKind::Bigdecimal => {
-            let f: f64 = t.parse().map_err(|_| bad())?;
-            serde_json::Number::from_f64(f)
-                .map(Value::Number)
-                .ok_or_else(bad)?
-        }
-        ShapeKind::Boolean => match t {
-            "true" => Value::Bool(true),
-            "false" => Value::Bool(false),
-            _ => return Err(bad()),
-        },
-        ShapeKind::Timestamp => {
-            let f = time_fmt::parse_timestamp(t).ok_or_else(bad)?;
-            serde_json::Number::from_f64(f)
-                .map(Value::Number)
-                .ok_or_else(bad)?
-        }
-        _ => Value::String(text.to_string()),
-    })
+    shape
+        .parse_text(text)
+        .map_err(|what| malformed(&format!("'{}' is not {what} ({name})", text.trim())))
 }
 
 /// Reads an element as a value of `shape`.

@@ -322,22 +322,28 @@ pub struct BlobBody {
 
 const CHUNK: usize = 256 * 1024;
 
+/// The (blob, offset, len) pieces that hold bytes `start..start+len` of an object.
+pub fn slices(parts: &[BlobPart], start: u64, len: u64) -> Vec<(String, u64, u64)> {
+    let mut out = Vec::new();
+    let mut pos = 0u64;
+    let end = start + len;
+    for p in parts {
+        let (ps, pe) = (pos, pos + p.size);
+        pos = pe;
+        if pe <= start || ps >= end {
+            continue;
+        }
+        let from = start.max(ps) - ps;
+        let to = end.min(pe) - ps;
+        out.push((p.blob.clone(), from, to - from));
+    }
+    out
+}
+
 impl BlobBody {
     /// Streams bytes `start..start+len` of the object made of `parts`.
     pub fn new(blobs: Arc<dyn BlobStore>, parts: &[BlobPart], start: u64, len: u64) -> BlobBody {
-        let mut pending = std::collections::VecDeque::new();
-        let mut pos = 0u64;
-        let end = start + len;
-        for p in parts {
-            let (ps, pe) = (pos, pos + p.size);
-            pos = pe;
-            if pe <= start || ps >= end {
-                continue;
-            }
-            let from = start.max(ps) - ps;
-            let to = end.min(pe) - ps;
-            pending.push_back((p.blob.clone(), from, to - from));
-        }
+        let pending = slices(parts, start, len).into();
         BlobBody {
             blobs,
             pending,

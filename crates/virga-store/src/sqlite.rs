@@ -1,13 +1,19 @@
 //! [`KvStore`] on SQLite: one `kv(tbl, k, v)` table, WITHOUT ROWID, primary key
-//! (tbl, k) so that scans are index range reads. WAL mode; one writer connection and
-//! a few reader connections so reads do not wait for writes.
+//! (tbl, k) so that scans are index range reads. WAL mode, one connection holding the
+//! database exclusively.
+//!
+//! Durability: commits run with `synchronous=NORMAL`, so a committed transaction is in
+//! the WAL file before `transact` returns and survives a crash of the process. With
+//! [`Durability::Full`] the WAL is also fsync'd before `transact` returns, by group
+//! commit: one caller fsyncs for every transaction committed before it started, while
+//! the others wait for that fsync instead of issuing their own.
 
 use crate::{Durability, KvRead, KvStore, KvTxn, Row};
 use rusqlite::{params, Connection, OptionalExtension};
+use std::fs::File;
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use virga_core::{AwsError, AwsResult};
 
 fn db_err(e: rusqlite::Error) -> AwsError {
@@ -15,46 +21,118 @@ fn db_err(e: rusqlite::Error) -> AwsError {
 }
 
 pub struct SqliteStore {
-    writer: Mutex<Connection>,
-    /// Empty for an in-memory store: its one connection serves reads too.
-    readers: Vec<Mutex<Connection>>,
-    next_reader: AtomicUsize,
+    conn: Mutex<Connection>,
+    /// Set for [`Durability::Full`].
+    group_sync: Option<GroupSync>,
+}
+
+/// Group commit of the WAL for power-loss durability.
+struct GroupSync {
+    wal: File,
+    state: Mutex<SyncState>,
+    done: Condvar,
+}
+
+#[derive(Default)]
+struct SyncState {
+    /// Transactions committed so far (numbered in commit order).
+    committed: u64,
+    /// All transactions up to this number are on stable storage.
+    synced: u64,
+    syncing: bool,
+}
+
+impl GroupSync {
+    /// Numbers a commit; called while the connection is still held, so numbers follow
+    /// commit order.
+    fn committed(&self) -> AwsResult<u64> {
+        let mut st = self
+            .state
+            .lock()
+            .map_err(|_| AwsError::internal("sync state poisoned"))?;
+        st.committed += 1;
+        Ok(st.committed)
+    }
+
+    /// Returns once commit `n` is on stable storage.
+    fn wait_synced(&self, n: u64) -> AwsResult<()> {
+        let poisoned = || AwsError::internal("sync state poisoned");
+        let mut st = self.state.lock().map_err(|_| poisoned())?;
+        loop {
+            if st.synced >= n {
+                return Ok(());
+            }
+            if !st.syncing {
+                st.syncing = true;
+                let target = st.committed;
+                drop(st);
+                let result = self.wal.sync_data();
+                st = self.state.lock().map_err(|_| poisoned())?;
+                st.syncing = false;
+                if result.is_ok() {
+                    st.synced = st.synced.max(target);
+                }
+                self.done.notify_all();
+                result.map_err(|e| AwsError::internal(format!("fsync of the WAL failed: {e}")))?;
+            } else {
+                st = self.done.wait(st).map_err(|_| poisoned())?;
+            }
+        }
+    }
 }
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS kv (tbl TEXT NOT NULL, k BLOB NOT NULL, v BLOB NOT NULL, PRIMARY KEY (tbl, k)) WITHOUT ROWID;";
 
 impl SqliteStore {
     pub fn open(path: &Path, durability: Durability) -> AwsResult<SqliteStore> {
-        let sync = match durability {
-            Durability::Process => "NORMAL",
-            Durability::Full => "FULL",
-        };
-        let open = || -> AwsResult<Connection> {
-            let c = Connection::open(path).map_err(db_err)?;
-            c.busy_timeout(std::time::Duration::from_secs(30))
-                .map_err(db_err)?;
-            c.set_prepared_statement_cache_capacity(64);
-            c.execute_batch(&format!(
-                "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA cache_size=-16000;"
-            ))
+        let c = Connection::open(path).map_err(db_err)?;
+        c.busy_timeout(std::time::Duration::from_millis(200))
             .map_err(db_err)?;
-            Ok(c)
-        };
-        let writer = open()?;
-        writer.execute_batch(SCHEMA).map_err(db_err)?;
+        c.set_prepared_statement_cache_capacity(64);
+        c.execute_batch(
+            "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16000;",
+        )
+        .map_err(|e| {
+            AwsError::internal(format!(
+                "cannot open {} (is another Virga using this data dir?): {e}",
+                path.display()
+            ))
+        })?;
+        c.execute_batch(SCHEMA).map_err(|e| {
+            AwsError::internal(format!(
+                "cannot open {} (is another Virga using this data dir?): {e}",
+                path.display()
+            ))
+        })?;
         // One connection holding the database exclusively: no file-lock system calls per
         // transaction, a page cache that stays valid, and a second Virga on the same
         // data dir is refused instead of corrupting it.
-        writer
-            .execute_batch("BEGIN IMMEDIATE; COMMIT;")
-            .map_err(|e| {
-                AwsError::internal(format!("the data dir is in use by another process? {e}"))
-            })?;
-        let readers = Vec::new();
+        c.execute_batch("BEGIN IMMEDIATE; COMMIT;").map_err(|e| {
+            AwsError::internal(format!(
+                "cannot lock {} (is another Virga using this data dir?): {e}",
+                path.display()
+            ))
+        })?;
+        let group_sync = match durability {
+            Durability::Process => None,
+            Durability::Full => {
+                let mut wal = path.as_os_str().to_owned();
+                wal.push("-wal");
+                let wal = File::options()
+                    .read(true)
+                    .write(true)
+                    .open(&wal)
+                    .map_err(|e| AwsError::internal(format!("cannot open the WAL: {e}")))?;
+                Some(GroupSync {
+                    wal,
+                    state: Mutex::new(SyncState::default()),
+                    done: Condvar::new(),
+                })
+            }
+        };
         Ok(SqliteStore {
-            writer: Mutex::new(writer),
-            readers,
-            next_reader: AtomicUsize::new(0),
+            conn: Mutex::new(c),
+            group_sync,
         })
     }
 
@@ -63,9 +141,8 @@ impl SqliteStore {
         c.set_prepared_statement_cache_capacity(64);
         c.execute_batch(SCHEMA).map_err(db_err)?;
         Ok(SqliteStore {
-            writer: Mutex::new(c),
-            readers: Vec::new(),
-            next_reader: AtomicUsize::new(0),
+            conn: Mutex::new(c),
+            group_sync: None,
         })
     }
 }
@@ -155,45 +232,34 @@ impl KvTxn for Conn<'_> {
 impl KvStore for SqliteStore {
     fn transact_dyn(&self, f: &mut dyn FnMut(&mut dyn KvTxn) -> AwsResult<()>) -> AwsResult<()> {
         let mut guard = self
-            .writer
+            .conn
             .lock()
-            .map_err(|_| AwsError::internal("storage writer poisoned"))?;
+            .map_err(|_| AwsError::internal("storage connection poisoned"))?;
         let tx = guard.transaction().map_err(db_err)?;
         let mut conn = Conn(&tx);
         f(&mut conn)?;
-        tx.commit().map_err(db_err)
+        tx.commit().map_err(db_err)?;
+        let Some(gs) = &self.group_sync else {
+            return Ok(());
+        };
+        let n = gs.committed()?;
+        drop(guard);
+        gs.wait_synced(n)
     }
 
     fn read_dyn(&self, f: &mut dyn FnMut(&dyn KvRead) -> AwsResult<()>) -> AwsResult<()> {
-        if self.readers.is_empty() {
-            let guard = self
-                .writer
-                .lock()
-                .map_err(|_| AwsError::internal("storage writer poisoned"))?;
-            return f(&Conn(&guard));
-        }
-        // The writer's page cache stays valid across its own commits, while a reader's is
-        // dropped whenever another connection has written: read on the writer when free.
-        if let Ok(g) = self.writer.try_lock() {
-            return f(&Conn(&g));
-        }
-        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
-        for i in 0..self.readers.len() {
-            if let Ok(g) = self.readers[(start + i) % self.readers.len()].try_lock() {
-                return f(&Conn(&g));
-            }
-        }
-        let g = self.readers[start % self.readers.len()]
+        let guard = self
+            .conn
             .lock()
-            .map_err(|_| AwsError::internal("storage reader poisoned"))?;
-        f(&Conn(&g))
+            .map_err(|_| AwsError::internal("storage connection poisoned"))?;
+        f(&Conn(&guard))
     }
 
     fn clear(&self, table_prefix: &str) -> AwsResult<()> {
         let guard = self
-            .writer
+            .conn
             .lock()
-            .map_err(|_| AwsError::internal("storage writer poisoned"))?;
+            .map_err(|_| AwsError::internal("storage connection poisoned"))?;
         let end = crate::prefix_end(table_prefix.as_bytes())
             .and_then(|e| String::from_utf8(e).ok())
             .unwrap_or_else(|| "\u{10FFFF}".to_string());
@@ -264,5 +330,46 @@ mod tests {
         let s = SqliteStore::open(&p, Durability::Full).unwrap();
         let s: &dyn KvStore = &s;
         assert_eq!(s.read(|r| r.get("t", b"b")).unwrap(), Some(b"b".to_vec()));
+    }
+
+    #[test]
+    fn full_durability_group_commits_concurrent_writers() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = std::sync::Arc::new(
+            SqliteStore::open(&dir.path().join("db"), Durability::Full).unwrap(),
+        );
+        let threads: Vec<_> = (0..8u8)
+            .map(|i| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    let s: &dyn KvStore = &*s;
+                    for j in 0..20u8 {
+                        s.transact(|t| t.put("t", &[i, j], &[j])).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let gs = s.group_sync.as_ref().unwrap();
+        let st = gs.state.lock().unwrap();
+        assert_eq!(st.committed, 160);
+        assert_eq!(st.synced, 160);
+        drop(st);
+        let s: &dyn KvStore = &*s;
+        let rows = s
+            .read(|r| r.scan("t", Bound::Unbounded, Bound::Unbounded, 1000, false))
+            .unwrap();
+        assert_eq!(rows.len(), 160);
+    }
+
+    #[test]
+    fn second_open_of_the_same_database_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("db");
+        let _first = SqliteStore::open(&p, Durability::Process).unwrap();
+        let second = SqliteStore::open(&p, Durability::Process);
+        assert!(second.is_err());
     }
 }

@@ -88,12 +88,7 @@ pub async fn create(s3: &S3, c: Call) -> AwsResult<Out> {
         key: key.clone(),
         initiated: s3.clock.now_secs_f64().floor(),
         headers: content_headers(&c.input),
-        metadata: c
-            .input
-            .get("Metadata")
-            .and_then(|m| m.as_object())
-            .cloned()
-            .unwrap_or_default(),
+        metadata: objects::metadata(&c)?,
         tags,
         checksum_algorithm: algorithm.clone(),
         checksum_type: c.str("ChecksumType").map(|s| s.to_string()),

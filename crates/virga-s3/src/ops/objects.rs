@@ -219,12 +219,28 @@ pub fn tags_from_header(h: Option<&str>) -> AwsResult<Vec<(String, String)>> {
     Ok(tags)
 }
 
-fn metadata(c: &Call) -> Map<String, Value> {
-    c.input
+/// User metadata of a request (`x-amz-meta-*`), within S3's 2 KB limit.
+pub fn metadata(c: &Call) -> AwsResult<Map<String, Value>> {
+    let m = c
+        .input
         .get("Metadata")
         .and_then(|m| m.as_object())
         .cloned()
-        .unwrap_or_default()
+        .unwrap_or_default();
+    let size: usize = m
+        .iter()
+        .map(|(k, v)| k.len() + v.as_str().map_or(0, |s| s.len()))
+        .sum();
+    if size > 2048 {
+        return Err(AwsError::new(
+            400,
+            "MetadataTooLarge",
+            "Your metadata headers exceed the maximum allowed metadata size",
+        )
+        .with("Size", size.to_string())
+        .with("MaxSizeAllowed", "2048"));
+    }
+    Ok(m)
 }
 
 pub async fn put_object(s3: &S3, mut c: Call) -> AwsResult<Out> {
@@ -233,12 +249,13 @@ pub async fn put_object(s3: &S3, mut c: Call) -> AwsResult<Out> {
     validate_key(&key)?;
     s3.store.read(|r| state::must_bucket(r, &bucket))?;
     let tags = tags_from_header(c.str("Tagging"))?;
+    let meta = metadata(&c)?;
     let body = c
         .body
         .take()
         .ok_or_else(|| AwsError::internal("missing body stream"))?;
     let stored = body::store_body(body, &c.headers, &s3.blobs, None, MAX_PUT).await?;
-    let v = object_from_stored(&c, &key, &stored, tags);
+    let v = object_from_stored(&c, &key, &stored, tags, meta);
     let cond = WriteCondition::from_call(&c);
     let result = write_version(s3, &bucket, v, &cond, "ObjectCreated:Put", &c.ctx);
     let (v, b) = match result {
@@ -270,6 +287,7 @@ fn object_from_stored(
     key: &str,
     stored: &Stored,
     tags: Vec<(String, String)>,
+    metadata: Map<String, Value>,
 ) -> ObjectVersion {
     ObjectVersion {
         key: key.to_string(),
@@ -277,7 +295,7 @@ fn object_from_stored(
         etag: stored.etag(),
         last_modified: c.ctx.clock.now_secs_f64().floor(),
         headers: content_headers(&c.input),
-        metadata: metadata(c),
+        metadata,
         checksums: stored.checksums.clone(),
         checksum_type: (!stored.checksums.is_empty()).then(|| "FULL_OBJECT".to_string()),
         tags,
@@ -829,17 +847,8 @@ pub async fn copy_bytes(
     tokio::task::spawn_blocking(move || -> AwsResult<(String, [u8; 16])> {
         let mut w = blobs.writer()?;
         let mut md5 = md5::Md5::new();
-        let mut pos = 0u64;
-        let end = start + len;
-        for p in &parts {
-            let (ps, pe) = (pos, pos + p.size);
-            pos = pe;
-            if pe <= start || ps >= end {
-                continue;
-            }
-            let from = start.max(ps) - ps;
-            let to = end.min(pe) - ps;
-            let mut r = blobs.open(&p.blob, from, to - from)?;
+        for (blob, from, n) in crate::body::slices(&parts, start, len) {
+            let mut r = blobs.open(&blob, from, n)?;
             let mut buf = vec![0u8; 1 << 20];
             loop {
                 let n = std::io::Read::read(&mut r, &mut buf)
@@ -880,7 +889,7 @@ pub async fn copy_object(s3: &S3, c: Call) -> AwsResult<Out> {
         ));
     }
     s3.store.read(|r| state::must_bucket(r, &bucket))?;
-    let (blob, _) = copy_bytes(s3, &src, 0, src.size).await?;
+    let (blob, md5) = copy_bytes(s3, &src, 0, src.size).await?;
     let mut v = ObjectVersion {
         key: key.clone(),
         size: src.size,
@@ -892,7 +901,7 @@ pub async fn copy_object(s3: &S3, c: Call) -> AwsResult<Out> {
             src.headers.clone()
         },
         metadata: if replace_meta {
-            metadata(&c)
+            metadata(&c)?
         } else {
             src.metadata.clone()
         },
@@ -915,9 +924,7 @@ pub async fn copy_object(s3: &S3, c: Call) -> AwsResult<Out> {
         ..Default::default()
     };
     if !src.part_sizes.is_empty() {
-        // A copy of a multipart object is one part; its ETag keeps the -N form on AWS
-        // only when copied by parts, so recompute it as a plain MD5.
-        let (_, md5) = (blob.clone(), copy_md5(s3, &v).await?);
+        // The copy of a multipart object is one part: its ETag is a plain MD5.
         v.etag = format!("\"{}\"", hex::encode(md5));
     }
     let (v, b) = match write_version(
@@ -946,30 +953,6 @@ pub async fn copy_object(s3: &S3, c: Call) -> AwsResult<Out> {
         out["CopySourceVersionId"] = json!(src.version_id);
     }
     Ok(Out::value(out))
-}
-
-async fn copy_md5(s3: &S3, v: &ObjectVersion) -> AwsResult<[u8; 16]> {
-    use md5::Digest;
-    let blobs = s3.blobs.clone();
-    let parts = v.parts.clone();
-    tokio::task::spawn_blocking(move || -> AwsResult<[u8; 16]> {
-        let mut md5 = md5::Md5::new();
-        for p in &parts {
-            let mut r = blobs.open(&p.blob, 0, p.size)?;
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                let n = std::io::Read::read(&mut r, &mut buf)
-                    .map_err(|e| AwsError::internal(format!("read: {e}")))?;
-                if n == 0 {
-                    break;
-                }
-                md5.update(&buf[..n]);
-            }
-        }
-        Ok(md5.finalize().into())
-    })
-    .await
-    .map_err(|e| AwsError::internal(format!("md5 task: {e}")))?
 }
 
 /// Rewrites one version in place (tags), keeping its version id.
