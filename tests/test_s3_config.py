@@ -2,6 +2,7 @@
 preflight/response headers), lifecycle (configuration and expiration after
 moving the clock), notifications, and static website hosting."""
 import datetime
+import hashlib
 import json
 import time
 
@@ -525,3 +526,34 @@ def test_website_redirect_all_requests(s3, endpoint, port, bucket):
     resp = website_get(endpoint, port, bucket, "/some/page.html")
     assert resp.status == 301
     assert resp.header("Location") == "https://www.example.com/some/page.html"
+
+
+def test_matching_writes_record_s3_event_notifications(s3, bucket, endpoint):
+    import urllib.request
+
+    queue = f"arn:aws:sqs:us-east-1:000000000000:{bucket}-q"
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
+        "QueueConfigurations": [{
+            "Id": "uploads", "QueueArn": queue, "Events": ["s3:ObjectCreated:*"],
+            "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "in/"},
+                                               {"Name": "suffix", "Value": ".jpg"}]}},
+        }]})
+    s3.put_object(Bucket=bucket, Key="in/cat photo.jpg", Body=b"meow")
+    s3.put_object(Bucket=bucket, Key="in/skip.png", Body=b"png")    # suffix does not match
+    s3.put_object(Bucket=bucket, Key="out/dog.jpg", Body=b"woof")   # prefix does not match
+    s3.delete_object(Bucket=bucket, Key="in/cat photo.jpg")         # not an ObjectCreated event
+    with urllib.request.urlopen(endpoint + "/_virga/events", timeout=5) as resp:
+        events = json.loads(resp.read())["events"]
+    mine = [e for e in events if e["target_arn"] == queue]
+    assert len(mine) == 1, mine
+    record = mine[0]["payload"]["Records"][0]
+    assert record["eventSource"] == "aws:s3"
+    assert record["eventName"] == "ObjectCreated:Put"
+    assert record["s3"]["configurationId"] == "uploads"
+    assert record["s3"]["bucket"]["name"] == bucket
+    assert record["s3"]["bucket"]["arn"] == f"arn:aws:s3:::{bucket}"
+    obj = record["s3"]["object"]
+    assert obj["key"] == "in/cat+photo.jpg"
+    assert obj["size"] == 4
+    assert obj["eTag"] == hashlib.md5(b"meow").hexdigest()
+    assert len(obj["sequencer"]) >= 16

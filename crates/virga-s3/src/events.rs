@@ -72,9 +72,13 @@ fn filter_matches(cfg: &Value, key: &str) -> bool {
     })
 }
 
-/// The key as S3 writes it in event records: URL-encoded, spaces as `+`.
+/// The key as S3 writes it in event records: URL-encoded with spaces as `+` and `/`
+/// kept (what `urllib.parse.unquote_plus` in a handler undoes).
 fn event_key(key: &str) -> String {
-    form_urlencoded::byte_serialize(key.as_bytes()).collect()
+    key.split('/')
+        .map(|seg| form_urlencoded::byte_serialize(seg.as_bytes()).collect::<String>())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Records the notifications `event` (e.g. `ObjectCreated:Put`) triggers on `bucket`.
@@ -223,6 +227,6 @@ mod tests {
         assert!(!filter_matches(&cfg, "img/a.png"));
         assert!(!filter_matches(&cfg, "doc/a.jpg"));
         assert!(filter_matches(&json!({}), "anything"));
-        assert_eq!(event_key("a b/c+d"), "a+b%2Fc%2Bd");
+        assert_eq!(event_key("a b/c+d"), "a+b/c%2Bd");
     }
 }
