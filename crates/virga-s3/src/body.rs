@@ -62,7 +62,8 @@ impl Checksum {
 
 /// What was stored from a request body.
 pub struct Stored {
-    pub blob: String,
+    /// Write `blob.write_in(txn)` in the transaction that records the object.
+    pub blob: virga_store::FinishedBlob,
     pub size: u64,
     pub md5: [u8; 16],
     /// (algorithm, base64 value), verified against what the client sent.
@@ -248,7 +249,7 @@ pub async fn store_body(
         }
         checksums.push((alg, computed));
     }
-    let blob = writer.commit()?;
+    let blob = writer.finish()?;
     Ok(Stored {
         blob,
         size,

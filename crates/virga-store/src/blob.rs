@@ -18,6 +18,32 @@ pub trait BlobWriter: Send {
     fn write(&mut self, data: &[u8]) -> AwsResult<()>;
     /// Makes the blob durable and visible; returns its id.
     fn commit(self: Box<Self>) -> AwsResult<String>;
+    /// Like `commit`, but a blob that lives in the key-value store is left for the
+    /// caller to write in the transaction that records it (one commit instead of two,
+    /// and no orphan if that transaction fails).
+    fn finish(self: Box<Self>) -> AwsResult<FinishedBlob> {
+        Ok(FinishedBlob {
+            id: self.commit()?,
+            pending: None,
+        })
+    }
+}
+
+/// A written blob; see [`BlobWriter::finish`].
+pub struct FinishedBlob {
+    pub id: String,
+    /// (table, data) still to be written in the recording transaction.
+    pending: Option<(&'static str, Vec<u8>)>,
+}
+
+impl FinishedBlob {
+    /// Writes what the blob still needs inside the transaction that records it.
+    pub fn write_in(&self, t: &mut dyn crate::KvTxn) -> AwsResult<()> {
+        match &self.pending {
+            Some((table, data)) => t.put(table, self.id.as_bytes(), data),
+            None => Ok(()),
+        }
+    }
 }
 
 pub trait BlobStore: Send + Sync {
@@ -326,6 +352,16 @@ impl BlobWriter for InlineWriter {
         self.buf = Vec::new();
         self.spilled = Some(w);
         Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> AwsResult<FinishedBlob> {
+        if let Some(w) = self.spilled {
+            return w.finish();
+        }
+        Ok(FinishedBlob {
+            id: format!("i{}", sequential_id()),
+            pending: Some((INLINE_TABLE, self.buf)),
+        })
     }
 
     fn commit(self: Box<Self>) -> AwsResult<String> {

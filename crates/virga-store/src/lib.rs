@@ -12,7 +12,7 @@ pub mod blob;
 pub mod key;
 pub mod sqlite;
 
-pub use blob::{BlobStore, BlobWriter, FileBlobStore, InlineBlobStore, MemBlobStore};
+pub use blob::{BlobStore, BlobWriter, FileBlobStore, FinishedBlob, InlineBlobStore, MemBlobStore};
 pub use key::KeyBuf;
 pub use sqlite::SqliteStore;
 

@@ -126,9 +126,18 @@ fn part_number(c: &Call) -> AwsResult<u64> {
 }
 
 /// Records a part, replacing (and freeing) an earlier part with the same number.
-fn save_part(s3: &S3, bucket: &str, upload_id: &str, part: &Part) -> AwsResult<()> {
+fn save_part(
+    s3: &S3,
+    bucket: &str,
+    upload_id: &str,
+    part: &Part,
+    blob: Option<&virga_store::FinishedBlob>,
+) -> AwsResult<()> {
     let old = s3.store.transact(|t| {
         get_upload(t, bucket, upload_id)?;
+        if let Some(b) = blob {
+            b.write_in(t)?;
+        }
         let k = state::part_key(upload_id, part.number);
         let old: Option<Part> = t
             .get(state::PARTS, &k)?
@@ -173,10 +182,10 @@ pub async fn upload_part(s3: &S3, mut c: Call) -> AwsResult<Out> {
         etag: stored.etag(),
         size: stored.size,
         last_modified: s3.clock.now_secs_f64().floor(),
-        blob: stored.blob.clone(),
+        blob: stored.blob.id.clone(),
         checksums: stored.checksums.clone(),
     };
-    save_part(s3, &bucket, &upload_id, &part)?;
+    save_part(s3, &bucket, &upload_id, &part, Some(&stored.blob))?;
     let mut out = json!({"ETag": part.etag, "ServerSideEncryption": "AES256"});
     for (alg, v) in &part.checksums {
         out[format!("Checksum{alg}")] = json!(v);
@@ -227,7 +236,7 @@ pub async fn upload_part_copy(s3: &S3, c: Call) -> AwsResult<Out> {
         blob,
         checksums: Vec::new(),
     };
-    save_part(s3, &bucket, &upload_id, &part)?;
+    save_part(s3, &bucket, &upload_id, &part, None)?;
     let mut out =
         json!({"CopyPartResult": {"ETag": part.etag, "LastModified": part.last_modified}});
     if src_bucket.versioning.is_some() {

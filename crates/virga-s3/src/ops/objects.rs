@@ -257,11 +257,14 @@ pub async fn put_object(s3: &S3, mut c: Call) -> AwsResult<Out> {
     let stored = body::store_body(body, &c.headers, &s3.blobs, None, MAX_PUT).await?;
     let v = object_from_stored(&c, &key, &stored, tags, meta);
     let cond = WriteCondition::from_call(&c);
-    let result = write_version(s3, &bucket, v, &cond, "ObjectCreated:Put", &c.ctx);
+    let result = write_version_with(s3, &bucket, v, &cond, "ObjectCreated:Put", &c.ctx, |t| {
+        stored.blob.write_in(t)?;
+        Ok(Vec::new())
+    });
     let (v, b) = match result {
         Ok(x) => x,
         Err(e) => {
-            let _ = s3.blobs.delete(&stored.blob);
+            let _ = s3.blobs.delete(&stored.blob.id);
             return Err(e);
         }
     };
@@ -300,7 +303,7 @@ fn object_from_stored(
         checksum_type: (!stored.checksums.is_empty()).then(|| "FULL_OBJECT".to_string()),
         tags,
         parts: vec![state::BlobPart {
-            blob: stored.blob.clone(),
+            blob: stored.blob.id.clone(),
             size: stored.size,
         }],
         storage_class: c
