@@ -145,6 +145,17 @@ pub fn parse_input(
     operation: &str,
     body: &[u8],
 ) -> Result<Map<String, Value>, AwsError> {
+    parse_input_with(model, operation, body, true)
+}
+
+/// [`parse_input`], optionally without the model's constraint checks (for services
+/// whose own errors for bad values differ from `ValidationException`, like SQS).
+pub fn parse_input_with(
+    model: &Model,
+    operation: &str,
+    body: &[u8],
+    check_constraints: bool,
+) -> Result<Map<String, Value>, AwsError> {
     let op = model.operation(operation).ok_or_else(|| {
         AwsError::new(
             400,
@@ -162,7 +173,9 @@ pub fn parse_input(
         return Ok(Map::new());
     };
     let v = coerce(model, shape, &v, "")?;
-    crate::validate::validate_input(model, shape, &v)?;
+    if check_constraints {
+        crate::validate::validate_input(model, shape, &v)?;
+    }
     match v {
         Value::Object(m) => Ok(m),
         _ => Ok(Map::new()),

@@ -179,6 +179,33 @@ impl Gateway {
                 method == http::Method::HEAD,
             ),
             Some(svc) => {
+                // Services other than S3 sign the body's hash without sending it in a
+                // header: read the (small) body to verify a known key's signature.
+                let mut req = req;
+                let mut body_hash = None;
+                if let Ok(Some(p)) = &parsed {
+                    let needs_hash = service_name != "s3"
+                        && p.kind == AuthKind::HeaderV4
+                        && !headers.contains_key("x-amz-content-sha256")
+                        && self.credentials.contains_key(&p.access_key);
+                    if needs_hash {
+                        let (parts, body) = req.into_parts();
+                        let bytes = match http_body_util::Limited::new(body, 16 * 1024 * 1024)
+                            .collect()
+                            .await
+                        {
+                            Ok(b) => b.to_bytes(),
+                            Err(_) => Bytes::new(),
+                        };
+                        body_hash =
+                            Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)));
+                        req = Request::from_parts(parts, full_body(bytes));
+                    }
+                }
+                let signed = SignedRequest {
+                    body_sha256: body_hash.as_deref(),
+                    ..signed
+                };
                 let auth_result = match parsed {
                     Err(e) => Err(AuthErrorKind::Auth(e)),
                     Ok(None) if self.strict_auth => Err(AuthErrorKind::Anonymous),

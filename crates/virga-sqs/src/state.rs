@@ -1,0 +1,124 @@
+//! SQS's tables and records.
+//!
+//! | table     | key                          | value |
+//! |-----------|------------------------------|-------|
+//! | sqs.queue | (region, account, name)      | [`Queue`] |
+//! | sqs.msg   | (queue id, seq)              | [`Message`], in send order (FIFO order) |
+//! | sqs.vis   | (queue id, visible at ms, seq) | empty: the receive index of standard queues |
+//! | sqs.dedup | (queue id, deduplication id) | [`Dedup`]: FIFO deduplication window |
+//!
+//! A queue id is `region/account/name`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use virga_core::{AwsError, AwsResult};
+use virga_store::KeyBuf;
+
+pub const QUEUES: &str = "sqs.queue";
+pub const MESSAGES: &str = "sqs.msg";
+pub const VISIBLE: &str = "sqs.vis";
+pub const DEDUP: &str = "sqs.dedup";
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Queue {
+    pub name: String,
+    pub account: String,
+    pub region: String,
+    pub created: i64,
+    pub modified: i64,
+    /// Settable attributes, as strings (as SQS takes and returns them).
+    pub attributes: BTreeMap<String, String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub last_purge_ms: i64,
+}
+
+impl Queue {
+    pub fn id(&self) -> String {
+        format!("{}/{}/{}", self.region, self.account, self.name)
+    }
+    pub fn fifo(&self) -> bool {
+        self.attributes
+            .get("FifoQueue")
+            .is_some_and(|v| v == "true")
+    }
+    pub fn arn(&self) -> String {
+        format!("arn:aws:sqs:{}:{}:{}", self.region, self.account, self.name)
+    }
+    pub fn attr_i64(&self, name: &str, default: i64) -> i64 {
+        self.attributes
+            .get(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Message {
+    pub id: String,
+    pub seq: u64,
+    pub body: String,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub attributes: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub system_attributes: Map<String, Value>,
+    pub md5_body: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub md5_attributes: Option<String>,
+    pub sent_ms: i64,
+    #[serde(default)]
+    pub first_receive_ms: Option<i64>,
+    #[serde(default)]
+    pub receive_count: u32,
+    pub visible_at_ms: i64,
+    /// The receipt handle of the latest receive.
+    #[serde(default)]
+    pub receipt: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub dedup: Option<String>,
+    #[serde(default)]
+    pub sender: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Dedup {
+    pub message_id: String,
+    pub sequence: u64,
+    pub expires_ms: i64,
+}
+
+pub fn encode<T: Serialize>(v: &T) -> AwsResult<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| AwsError::internal(format!("encode: {e}")))
+}
+
+pub fn decode<T: for<'de> Deserialize<'de>>(b: &[u8]) -> AwsResult<T> {
+    serde_json::from_slice(b).map_err(|e| AwsError::internal(format!("corrupt record: {e}")))
+}
+
+pub fn queue_key(region: &str, account: &str, name: &str) -> Vec<u8> {
+    KeyBuf::new().str(region).str(account).str(name).into_vec()
+}
+
+pub fn msg_key(qid: &str, seq: u64) -> Vec<u8> {
+    KeyBuf::new().str(qid).u64(seq).into_vec()
+}
+
+pub fn vis_key(qid: &str, visible_at_ms: i64, seq: u64) -> Vec<u8> {
+    KeyBuf::new()
+        .str(qid)
+        .u64(visible_at_ms.max(0) as u64)
+        .u64(seq)
+        .into_vec()
+}
+
+pub fn dedup_key(qid: &str, id: &str) -> Vec<u8> {
+    KeyBuf::new().str(qid).str(id).into_vec()
+}
+
+pub fn qid_prefix(qid: &str) -> Vec<u8> {
+    KeyBuf::new().str(qid).into_vec()
+}
