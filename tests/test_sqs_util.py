@@ -103,11 +103,11 @@ def receive(sqs, url: str, **kwargs) -> list:
 def receive_until(sqs, url: str, count: int, timeout: float = 10.0, **kwargs) -> list:
     """Receives until `count` messages arrived (short polls may return fewer than
     available, as on AWS) or the timeout passes; returns what was received."""
-    kwargs.setdefault("MaxNumberOfMessages", 10)
+    limit = kwargs.pop("MaxNumberOfMessages", 10)
     got = []
     deadline = time.monotonic() + timeout
     while len(got) < count and time.monotonic() < deadline:
-        got += receive(sqs, url, **kwargs)
+        got += receive(sqs, url, MaxNumberOfMessages=max(1, min(limit, count - len(got))), **kwargs)
     return got
 
 

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// A notification addressed to another service's resource (by ARN).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -18,10 +18,17 @@ pub struct Event {
     pub payload: serde_json::Value,
 }
 
+/// An event handed to its consumer, who answers once it has stored (or refused) it, so
+/// the publisher can drop its outbox copy only after the consumer's write is durable.
+pub struct Delivery {
+    pub event: Event,
+    pub ack: oneshot::Sender<Result<(), String>>,
+}
+
 /// Subscribers are registered per target service (`sqs`, `sns`, `lambda`).
 #[derive(Default)]
 pub struct EventBus {
-    subscribers: Mutex<Vec<(String, mpsc::UnboundedSender<Event>)>>,
+    subscribers: Mutex<Vec<(String, mpsc::UnboundedSender<Delivery>)>>,
 }
 
 impl EventBus {
@@ -30,7 +37,7 @@ impl EventBus {
     }
 
     /// Registers the consumer of events whose target ARN is in `service` (`arn:aws:<service>:...`).
-    pub fn subscribe(&self, service: &str) -> mpsc::UnboundedReceiver<Event> {
+    pub fn subscribe(&self, service: &str) -> mpsc::UnboundedReceiver<Delivery> {
         let (tx, rx) = mpsc::unbounded_channel();
         if let Ok(mut s) = self.subscribers.lock() {
             s.push((service.to_string(), tx));
@@ -47,8 +54,9 @@ impl EventBus {
             .unwrap_or(false)
     }
 
-    /// Hands the event to its consumer; gives it back if there is none.
-    pub fn publish(&self, event: Event) -> Result<(), Event> {
+    /// Hands the event to its consumer and returns the consumer's answer to come;
+    /// gives the event back if there is no consumer.
+    pub fn publish(&self, event: Event) -> Result<oneshot::Receiver<Result<(), String>>, Event> {
         let service = event.target_arn.split(':').nth(2).unwrap_or("").to_string();
         let Ok(subs) = self.subscribers.lock() else {
             return Err(event);
@@ -57,7 +65,12 @@ impl EventBus {
             .iter()
             .find(|(svc, tx)| *svc == service && !tx.is_closed())
         {
-            Some((_, tx)) => tx.send(event).map_err(|e| e.0),
+            Some((_, tx)) => {
+                let (ack, answer) = oneshot::channel();
+                tx.send(Delivery { event, ack })
+                    .map(|_| answer)
+                    .map_err(|e| e.0.event)
+            }
             None => Err(event),
         }
     }

@@ -172,6 +172,51 @@ pub fn record(
     Ok(())
 }
 
+/// The `s3:TestEvent` S3 sends to each queue and topic of a new notification
+/// configuration (consumers are expected to skip it).
+pub fn record_test_events(
+    t: &mut dyn KvTxn,
+    s3: &S3,
+    bucket: &Bucket,
+    ctx: &RequestContext,
+) -> AwsResult<()> {
+    let Some(cfg) = &bucket.notification else {
+        return Ok(());
+    };
+    for (list, arn_field) in [
+        ("QueueConfigurations", "QueueArn"),
+        ("TopicConfigurations", "TopicArn"),
+    ] {
+        for c in cfg
+            .get(list)
+            .and_then(|l| l.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let target = c
+                .get(arn_field)
+                .and_then(|a| a.as_str())
+                .unwrap_or("")
+                .to_string();
+            let ev = Event {
+                source: "s3".into(),
+                target_arn: target,
+                payload: json!({
+                    "Service": "Amazon S3",
+                    "Event": "s3:TestEvent",
+                    "Time": virga_protocol::time_fmt::iso8601(s3.clock.now_secs_f64()),
+                    "Bucket": bucket.name,
+                    "RequestId": ctx.request_id,
+                    "HostId": ctx.request_id,
+                }),
+            };
+            let key = KeyBuf::new().u64(s3.next_seq()).into_vec();
+            t.put(state::OUTBOX, &key, &state::encode(&ev)?)?;
+        }
+    }
+    Ok(())
+}
+
 /// Events recorded but not yet taken by a consumer, oldest first.
 pub fn pending(s3: &S3, limit: usize) -> AwsResult<Vec<(Vec<u8>, Event)>> {
     let rows = s3.store.read(|r| {
@@ -189,10 +234,18 @@ pub fn pending(s3: &S3, limit: usize) -> AwsResult<Vec<(Vec<u8>, Event)>> {
 }
 
 /// Delivers outbox events to the bus as consumers appear.
+/// Delivers outbox events to their consumers, soon after each write that recorded one
+/// (and every 100 ms, for consumers that appear later). An event leaves the outbox once
+/// its consumer has stored it; one its consumer refuses (its queue no longer exists) is
+/// logged and dropped, as S3 drops events for a deleted destination.
 pub fn start(s3: Arc<S3>) {
     tokio::spawn(async move {
         loop {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_millis(100),
+                s3.outbox_ready.notified(),
+            )
+            .await;
             let Ok(events) = pending(&s3, 256) else {
                 continue;
             };
@@ -200,9 +253,19 @@ pub fn start(s3: Arc<S3>) {
                 if !s3.bus.has_consumer(&ev.target_arn) {
                     continue;
                 }
-                if s3.bus.publish(ev).is_ok() {
-                    let _ = s3.store.transact(|t| t.delete(state::OUTBOX, &k));
+                let target = ev.target_arn.clone();
+                let Ok(answer) = s3.bus.publish(ev) else {
+                    continue;
+                };
+                match answer.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(reason)) => {
+                        tracing::warn!("S3 event notification to {target} dropped: {reason}")
+                    }
+                    // The consumer went away before answering: try again later.
+                    Err(_) => continue,
                 }
+                let _ = s3.store.transact(|t| t.delete(state::OUTBOX, &k));
             }
         }
     });

@@ -91,6 +91,8 @@ pub struct S3 {
     pub(crate) bus: Arc<virga_core::events::EventBus>,
     pub(crate) clock: Arc<virga_core::Clock>,
     pub(crate) seq: std::sync::atomic::AtomicU64,
+    /// Woken after writes, so recorded events are delivered without waiting.
+    pub(crate) outbox_ready: tokio::sync::Notify,
 }
 
 impl S3 {
@@ -107,6 +109,7 @@ impl S3 {
             bus,
             clock,
             seq: std::sync::atomic::AtomicU64::new(start),
+            outbox_ready: tokio::sync::Notify::new(),
         })
     }
 

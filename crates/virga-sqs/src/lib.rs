@@ -175,6 +175,7 @@ const MAX_REQUEST: usize = 4 * 1024 * 1024;
 pub struct Sqs {
     pub(crate) store: Arc<dyn KvStore>,
     pub(crate) clock: Arc<Clock>,
+    bus: Arc<virga_core::events::EventBus>,
     /// Receivers waiting on a queue (long polling), woken by sends.
     waiters: Mutex<HashMap<String, Arc<Notify>>>,
     seq: AtomicU64,
@@ -187,11 +188,16 @@ pub fn sqs_error(code: &str, query_code: &str, message: impl Into<String>) -> Aw
 }
 
 impl Sqs {
-    pub fn new(store: Arc<dyn KvStore>, clock: Arc<Clock>) -> Arc<Sqs> {
+    pub fn new(
+        store: Arc<dyn KvStore>,
+        clock: Arc<Clock>,
+        bus: Arc<virga_core::events::EventBus>,
+    ) -> Arc<Sqs> {
         let start = (clock.now_millis().max(0) as u64) * 1000;
         Arc::new(Sqs {
             store,
             clock,
+            bus,
             waiters: Mutex::new(HashMap::new()),
             seq: AtomicU64::new(start),
         })
@@ -382,5 +388,17 @@ impl virga_core::Service for Sqs {
 
     fn reset(&self) -> AwsResult<()> {
         self.store.clear("sqs.")
+    }
+
+    /// Consumes events addressed to queues (S3 notifications; SNS later).
+    fn start_background(self: Arc<Self>) {
+        let mut deliveries = self.bus.subscribe("sqs");
+        tokio::spawn(async move {
+            while let Some(d) = deliveries.recv().await {
+                let body = d.event.payload.to_string();
+                let result = ops::send_to_arn(&self, &d.event.target_arn, &body, &d.event.source);
+                let _ = d.ack.send(result.map(|_| ()).map_err(|e| e.message));
+            }
+        });
     }
 }

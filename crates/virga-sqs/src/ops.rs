@@ -920,6 +920,50 @@ fn send_one(s: &Sqs, ctx: &RequestContext, q: &Queue, m: Outgoing) -> AwsResult<
     Ok(obj(out))
 }
 
+/// Sends `body` to the queue an ARN names, on behalf of another service (`source`).
+pub fn send_to_arn(s: &Sqs, arn: &str, body: &str, source: &str) -> AwsResult<Output> {
+    let parts: Vec<&str> = arn.split(':').collect();
+    let [_, _, "sqs", region, account, name] = parts.as_slice() else {
+        return Err(no_such_queue());
+    };
+    let q: Queue = s
+        .store
+        .read(|r| r.get(state::QUEUES, &state::queue_key(region, account, name)))?
+        .map(|v| state::decode(&v))
+        .transpose()?
+        .ok_or_else(no_such_queue)?;
+    let ctx = RequestContext {
+        request_id: virga_core::request_id(),
+        account: (*account).to_string(),
+        region: (*region).to_string(),
+        access_key: Some(format!("{source}.amazonaws.com")),
+        host: String::new(),
+        listen_addr: String::new(),
+        clock: s.clock.clone(),
+        started: std::time::Instant::now(),
+        operation: Default::default(),
+    };
+    let msg = Outgoing {
+        body,
+        delay: None,
+        attributes: Map::new(),
+        system_attributes: Map::new(),
+        group: q.fifo().then_some("default"),
+        dedup: None,
+    };
+    let dedup;
+    let msg = if q.fifo() {
+        dedup = uuid::Uuid::new_v4().to_string();
+        Outgoing {
+            dedup: Some(&dedup),
+            ..msg
+        }
+    } else {
+        msg
+    };
+    send_one(s, &ctx, &q, msg)
+}
+
 fn send_message(s: &Sqs, ctx: &RequestContext, i: &Input) -> AwsResult<Output> {
     let q = queue_from(s, ctx, i)?;
     send_one(s, ctx, &q, Outgoing::from(i)?)

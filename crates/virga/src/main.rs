@@ -145,7 +145,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         let clock = Arc::new(Clock::new());
         let bus = Arc::new(virga_core::events::EventBus::new());
         let s3 = virga_s3::S3::new(store.clone(), blobs.clone(), bus.clone(), clock.clone());
-        let sqs = virga_sqs::Sqs::new(store.clone(), clock.clone());
+        let sqs = virga_sqs::Sqs::new(store.clone(), clock.clone(), bus.clone());
         let services: Vec<Arc<dyn Service>> = vec![s3.clone(), sqs];
         for s in &services {
             s.clone().start_background();

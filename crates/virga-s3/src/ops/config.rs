@@ -440,10 +440,14 @@ pub fn notification(s3: &S3, op: &str, c: Call) -> AwsResult<Out> {
             }
         }
     }
-    update(s3, &c, |b| {
+    let name = c.req("Bucket")?.to_string();
+    s3.store.transact(|t| {
+        let mut b = state::must_bucket(t, &name)?;
         b.notification = Some(v);
-        Ok(())
+        state::put_bucket(t, &b)?;
+        crate::events::record_test_events(t, s3, &b, &c.ctx)
     })?;
+    s3.outbox_ready.notify_one();
     Ok(Out::empty())
 }
 

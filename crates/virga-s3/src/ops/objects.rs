@@ -193,6 +193,7 @@ pub fn write_version_with(
     for g in garbage {
         let _ = s3.blobs.delete(&g);
     }
+    s3.outbox_ready.notify_one();
     Ok((stored, b))
 }
 
@@ -705,6 +706,7 @@ pub fn delete_one(
     for g in garbage {
         let _ = s3.blobs.delete(&g);
     }
+    s3.outbox_ready.notify_one();
     Ok(result)
 }
 
