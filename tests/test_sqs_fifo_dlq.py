@@ -226,3 +226,47 @@ def test_dead_letter_queue_after_visibility_timeouts(clock_server, time_machine)
     assert receive(sqs, url, MaxNumberOfMessages=10) == []
     assert [m["Body"] for m in receive(sqs, dlq_url, MaxNumberOfMessages=10)] == ["fails once"]
     assert counts(sqs, url) == (0, 0, 0)
+
+
+def test_fifo_create_again_with_different_content_based_deduplication(sqs, make_queue):
+    name, url = make_queue(fifo=True, attributes={"ContentBasedDeduplication": "true"})
+    same = sqs.create_queue(QueueName=name, Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"})
+    assert same["QueueUrl"] == url
+    with expect_error("QueueAlreadyExists", 400):
+        sqs.create_queue(QueueName=name, Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "false"})
+
+
+def test_queue_type_cannot_be_changed(sqs, make_queue, queue):
+    _, std_url = queue
+    with expect_error("InvalidAttributeName", 400):
+        sqs.set_queue_attributes(QueueUrl=std_url, Attributes={"FifoQueue": "true"})
+    _, fifo_url = make_queue(fifo=True)
+    sqs.set_queue_attributes(QueueUrl=fifo_url, Attributes={"FifoQueue": "true"})  # unchanged: fine
+    with expect_error("InvalidAttributeValue", 400):
+        sqs.set_queue_attributes(QueueUrl=fifo_url, Attributes={"FifoQueue": "false"})
+    # ContentBasedDeduplication can be switched on a FIFO queue.
+    sqs.set_queue_attributes(QueueUrl=fifo_url, Attributes={"ContentBasedDeduplication": "true"})
+    got = sqs.get_queue_attributes(QueueUrl=fifo_url, AttributeNames=["All"])["Attributes"]
+    assert got["ContentBasedDeduplication"] == "true" and got["FifoQueue"] == "true"
+
+
+def test_fifo_expired_receipt_handle(clock_server, time_machine):
+    sqs = clock_server.client("sqs")
+    url = sqs.create_queue(QueueName=queue_name(fifo=True), Attributes={"FifoQueue": "true"})["QueueUrl"]
+    send_fifo(sqs, url, "m", dedup="d")
+    old = receive(sqs, url, VisibilityTimeout=30)
+    assert len(old) == 1
+    time_machine.advance(clock_server, 31)
+    new = receive(sqs, url, VisibilityTimeout=30)
+    assert [m["MessageId"] for m in new] == [old[0]["MessageId"]]
+    # On a FIFO queue a receipt handle from an earlier receive has expired.
+    with expect_error("InvalidParameterValue", 400):
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=old[0]["ReceiptHandle"])
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=new[0]["ReceiptHandle"])
+    assert counts(sqs, url) == (0, 0, 0)
+
+
+def test_redrive_policy_with_invalid_target_arn(sqs):
+    policy = json.dumps({"deadLetterTargetArn": "dummy", "maxReceiveCount": 42})
+    with expect_error("InvalidParameterValue", 400):
+        sqs.create_queue(QueueName=queue_name(), Attributes={"RedrivePolicy": policy})

@@ -7,10 +7,10 @@ import time
 import pytest
 
 from test_sqs_util import (  # noqa: F401  (fixtures)
-    attributes, counts, make_queue, md5_hex, md5_of_attributes, queue, queue_name, receive,
+    counts, make_queue, md5_hex, md5_of_attributes, queue, queue_name, receive,
     receive_until, sqs,
 )
-from virga_testlib import expect_error
+from virga_testlib import expect_error, make_client
 
 INVALID_HANDLE = ("ReceiptHandleIsInvalid", 400)
 
@@ -380,11 +380,13 @@ def test_delay_seconds_per_message(clock_server, time_machine):
     sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=60)
     sqs.send_message(QueueUrl=url, MessageBody="now")
     assert counts(sqs, url) == (1, 0, 1)
-    assert [m["Body"] for m in receive(sqs, url, MaxNumberOfMessages=10)] == ["now"]
+    now = receive(sqs, url, MaxNumberOfMessages=10)
+    assert [m["Body"] for m in now] == ["now"]
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=now[0]["ReceiptHandle"])
     time_machine.advance(clock_server, 30)
     assert receive(sqs, url, MaxNumberOfMessages=10) == []
     time_machine.advance(clock_server, 31)
-    assert counts(sqs, url) == (1, 1, 0)
+    assert counts(sqs, url) == (1, 0, 0)
     assert [m["Body"] for m in receive(sqs, url, MaxNumberOfMessages=10)] == ["later"]
 
 
@@ -395,7 +397,9 @@ def test_delay_queue(clock_server, time_machine):
     sqs.send_message(QueueUrl=url, MessageBody="not delayed", DelaySeconds=0)
     sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": "b", "MessageBody": "batch delayed"}])
     assert counts(sqs, url) == (1, 0, 2)
-    assert [m["Body"] for m in receive(sqs, url, MaxNumberOfMessages=10)] == ["not delayed"]
+    first = receive(sqs, url, MaxNumberOfMessages=10)
+    assert [m["Body"] for m in first] == ["not delayed"]
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=first[0]["ReceiptHandle"])
     time_machine.advance(clock_server, 121)
     got = receive_until(sqs, url, 2)
     assert sorted(m["Body"] for m in got) == ["batch delayed", "delayed by queue"]
@@ -423,7 +427,6 @@ def test_retention_expiry(clock_server, time_machine):
 
 def test_long_poll_returns_when_a_message_arrives(sqs, queue, endpoint):
     _, url = queue
-    from virga_testlib import make_client
     sender = make_client(endpoint, "sqs")
 
     def send_later():
@@ -440,6 +443,46 @@ def test_long_poll_returns_when_a_message_arrives(sqs, queue, endpoint):
     elapsed = time.monotonic() - start
     assert [m["Body"] for m in msgs] == ["arrived"]
     assert 0.8 <= elapsed < 5, elapsed
+
+
+def test_concurrent_long_polls_one_message_one_receiver(endpoint, queue):
+    _, url = queue
+    results, lock = [], threading.Lock()
+
+    def poll():
+        client = make_client(endpoint, "sqs")
+        start = time.monotonic()
+        msgs = client.receive_message(QueueUrl=url, WaitTimeSeconds=3, VisibilityTimeout=60).get("Messages", [])
+        with lock:
+            results.append((len(msgs), time.monotonic() - start))
+
+    threads = [threading.Thread(target=poll) for _ in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    make_client(endpoint, "sqs").send_message(QueueUrl=url, MessageBody="only one")
+    for t in threads:
+        t.join()
+    got = sorted(results, reverse=True)
+    assert [n for n, _ in got] == [1, 0, 0], results
+    assert got[0][1] < 2.5, results  # the winner returned as soon as the message arrived
+    assert all(elapsed >= 2.5 for _, elapsed in got[1:]), results
+
+
+def test_long_poll_is_not_woken_by_other_queues(sqs, make_queue):
+    _, url = make_queue()
+    _, other = make_queue()
+
+    def send_elsewhere():
+        time.sleep(0.3)
+        sqs.send_message(QueueUrl=other, MessageBody="elsewhere")
+
+    t = threading.Thread(target=send_elsewhere)
+    start = time.monotonic()
+    t.start()
+    assert receive(sqs, url, WaitTimeSeconds=1) == []
+    t.join()
+    assert time.monotonic() - start >= 0.9
 
 
 def test_long_poll_times_out_empty(sqs, queue):
@@ -479,3 +522,20 @@ def test_approximate_counts(sqs, queue):
     assert counts(sqs, url) == (1, 2, 1)
     sqs.delete_message(QueueUrl=url, ReceiptHandle=msgs[0]["ReceiptHandle"])
     assert counts(sqs, url) == (1, 1, 1)
+
+
+def test_empty_string_attribute_rejected(sqs, queue):
+    _, url = queue
+    with expect_error("InvalidParameterValue", 400):
+        sqs.send_message(QueueUrl=url, MessageBody="b",
+                         MessageAttributes={"empty": {"DataType": "String", "StringValue": ""}})
+    assert counts(sqs, url) == (0, 0, 0)
+
+
+def test_batch_request_too_long(sqs, queue):
+    _, url = queue
+    # 2 x 600,000 bytes is over the batch limit whether that is 256 KiB or 1 MiB.
+    with expect_error("AWS.SimpleQueueService.BatchRequestTooLong", 400):
+        sqs.send_message_batch(QueueUrl=url, Entries=[
+            {"Id": "a", "MessageBody": "a" * 600_000}, {"Id": "b", "MessageBody": "b" * 600_000}])
+    assert counts(sqs, url) == (0, 0, 0)

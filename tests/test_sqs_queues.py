@@ -29,6 +29,10 @@ def test_queue_url_uses_the_host_the_client_used(port):
     url = client.create_queue(QueueName=name)["QueueUrl"]
     assert url == f"http://localhost:{port}/{ACCOUNT}/{name}"
     assert client.get_queue_url(QueueName=name)["QueueUrl"] == url
+    # The same queue seen through 127.0.0.1 gets a 127.0.0.1 URL.
+    other = make_client(f"http://127.0.0.1:{port}", "sqs")
+    assert other.get_queue_url(QueueName=name)["QueueUrl"] == f"http://127.0.0.1:{port}/{ACCOUNT}/{name}"
+    assert client.list_queues(QueueNamePrefix=name)["QueueUrls"] == [url]
 
 
 def test_sqs_localhost_queue_url_is_accepted(sqs, queue, port):
@@ -339,3 +343,15 @@ def test_error_response_metadata(sqs):
         assert e.response["ResponseMetadata"]["RequestId"]
     else:
         pytest.fail("GetQueueUrl of an unknown queue succeeded")
+
+
+def test_purge_queue_once_per_minute(clock_server, time_machine):
+    sqs = clock_server.client("sqs")
+    url = sqs.create_queue(QueueName=queue_name())["QueueUrl"]
+    sqs.purge_queue(QueueUrl=url)
+    with expect_error("AWS.SimpleQueueService.PurgeQueueInProgress", 403):
+        sqs.purge_queue(QueueUrl=url)
+    time_machine.advance(clock_server, 61)
+    sqs.send_message(QueueUrl=url, MessageBody="x")
+    sqs.purge_queue(QueueUrl=url)
+    assert counts(sqs, url) == (0, 0, 0)
