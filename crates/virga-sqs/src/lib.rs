@@ -249,7 +249,7 @@ impl Sqs {
                     &sqs_error(
                         "BatchRequestTooLong",
                         "AWS.SimpleQueueService.BatchRequestTooLong",
-                        "Batch requests cannot be longer than 262144 bytes.",
+                        "Batch requests cannot be longer than 1048576 bytes.",
                     ),
                     &ctx,
                 )

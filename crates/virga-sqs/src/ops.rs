@@ -116,7 +116,8 @@ fn queue_from(s: &Sqs, ctx: &RequestContext, i: &Input) -> AwsResult<Queue> {
 const NUMERIC: &[(&str, i64, i64, i64)] = &[
     ("VisibilityTimeout", 0, 43_200, 30),
     ("DelaySeconds", 0, 900, 0),
-    ("MaximumMessageSize", 1024, 262_144, 262_144),
+    // 1 MiB since August 2025 (it was 256 KiB).
+    ("MaximumMessageSize", 1024, 1_048_576, 1_048_576),
     ("MessageRetentionPeriod", 60, 1_209_600, 345_600),
     ("ReceiveMessageWaitTimeSeconds", 0, 20, 0),
     ("KmsDataKeyReusePeriodSeconds", 60, 86_400, 300),
@@ -171,7 +172,11 @@ fn check_attributes(attrs: &BTreeMap<String, String>, fifo: bool, creating: bool
         }
         match k.as_str() {
             "FifoQueue" => {
-                if !creating {
+                // The queue type is fixed at creation: restating it is fine.
+                if !creating && !fifo {
+                    return Err(unknown_attribute(k));
+                }
+                if !creating && v != "true" {
                     return Err(invalid_value(k));
                 }
                 if v != "true" && v != "false" {
@@ -612,13 +617,17 @@ fn purge_queue(s: &Sqs, ctx: &RequestContext, i: &Input) -> AwsResult<Output> {
     let now = s.clock.now_millis();
     let q = update_queue(s, ctx, i, |q| {
         if q.last_purge_ms > 0 && now - q.last_purge_ms < 60_000 {
-            return Err(sqs_error(
+            return Err(AwsError::new(
+                403,
                 "PurgeQueueInProgress",
-                "AWS.SimpleQueueService.PurgeQueueInProgress",
                 format!(
                     "Only one PurgeQueue operation on {} is allowed every 60 seconds.",
                     q.name
                 ),
+            )
+            .header(
+                "x-amzn-query-error",
+                "AWS.SimpleQueueService.PurgeQueueInProgress;Sender",
             ));
         }
         q.last_purge_ms = now;
@@ -735,7 +744,13 @@ fn check_message_attributes(attrs: &Map<String, Value>) -> AwsResult<()> {
                 "The type of message (user) attribute '{name}' is invalid. You must use only the following supported type prefixes: Binary, Number, String."
             )));
         }
-        let has_value = v.get("StringValue").is_some() || v.get("BinaryValue").is_some();
+        let has_value = v
+            .get("StringValue")
+            .and_then(|s| s.as_str())
+            .is_some_and(|s| !s.is_empty())
+            || v.get("BinaryValue")
+                .and_then(|s| s.as_str())
+                .is_some_and(|s| !s.is_empty());
         if !has_value {
             return Err(invalid_param(format!(
                 "The message (user) attribute '{name}' must contain a non-empty message attribute value for message attribute type '{base}'."
@@ -798,7 +813,7 @@ fn send_one(s: &Sqs, ctx: &RequestContext, q: &Queue, m: Outgoing) -> AwsResult<
         ));
     }
     check_message_attributes(&m.attributes)?;
-    let max = q.attr_i64("MaximumMessageSize", 262_144) as usize;
+    let max = q.attr_i64("MaximumMessageSize", 1_048_576) as usize;
     if m.body.len() + attributes_size(&m.attributes) > max {
         return Err(invalid_param(format!(
             "One or more parameters are invalid. Reason: Message must be shorter than {max} bytes."
@@ -1047,7 +1062,7 @@ fn send_message_batch(s: &Sqs, ctx: &RequestContext, i: &Input) -> AwsResult<Out
                     .map_or(0, attributes_size)
         })
         .sum();
-    let max = q.attr_i64("MaximumMessageSize", 262_144) as usize;
+    let max = q.attr_i64("MaximumMessageSize", 1_048_576) as usize;
     if total > max {
         return Err(sqs_error(
             "BatchRequestTooLong",
@@ -1055,6 +1070,12 @@ fn send_message_batch(s: &Sqs, ctx: &RequestContext, i: &Input) -> AwsResult<Out
             format!(
                 "Batch requests cannot be longer than {max} bytes. You have sent {total} bytes."
             ),
+        ));
+    }
+    if q.fifo() && entries.iter().any(|e| e.get("MessageGroupId").is_none()) {
+        // AWS refuses the whole batch rather than failing the entry.
+        return Err(invalid_param(
+            "The request must contain the parameter MessageGroupId.",
         ));
     }
     let (mut ok, mut failed) = (Vec::new(), Vec::new());
@@ -1449,8 +1470,14 @@ fn delete_one(s: &Sqs, q: &Queue, handle: &str) -> AwsResult<()> {
         let Some(m) = message_of(t, q, handle)? else {
             return Ok(());
         };
-        // A handle from an earlier receive no longer deletes the message.
+        // A handle from an earlier receive no longer deletes the message; FIFO queues
+        // say so.
         if m.receipt.as_deref() != Some(handle) {
+            if q.fifo() {
+                return Err(invalid_param(format!(
+                    "Value {handle} for parameter ReceiptHandle is invalid. Reason: The receipt handle has expired."
+                )));
+            }
             return Ok(());
         }
         t.delete(state::MESSAGES, &state::msg_key(&qid, m.seq))?;
