@@ -7,6 +7,7 @@ pub mod chunked;
 pub mod clock;
 pub mod error;
 pub mod events;
+pub mod filter_policy;
 pub mod hosts;
 pub mod service;
 

@@ -395,8 +395,7 @@ impl virga_core::Service for Sqs {
         let mut deliveries = self.bus.subscribe("sqs");
         tokio::spawn(async move {
             while let Some(d) = deliveries.recv().await {
-                let body = d.event.payload.to_string();
-                let result = ops::send_to_arn(&self, &d.event.target_arn, &body, &d.event.source);
+                let result = ops::send_event(&self, &d.event);
                 let _ = d.ack.send(result.map(|_| ()).map_err(|e| e.message));
             }
         });

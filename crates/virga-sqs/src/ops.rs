@@ -935,8 +935,49 @@ fn send_one(s: &Sqs, ctx: &RequestContext, q: &Queue, m: Outgoing) -> AwsResult<
     Ok(obj(out))
 }
 
+/// Stores an event from another service as a message: SNS hands over the message it
+/// built (`Body`, `MessageAttributes`, FIFO ids); other sources (S3) send the event
+/// document itself as the body.
+pub fn send_event(s: &Sqs, event: &virga_core::events::Event) -> AwsResult<Output> {
+    if event.source == "sns" {
+        let p = &event.payload;
+        let body = p.get("Body").and_then(|b| b.as_str()).unwrap_or("");
+        let attributes = p
+            .get("MessageAttributes")
+            .and_then(|a| a.as_object())
+            .cloned()
+            .unwrap_or_default();
+        return send_to_arn(
+            s,
+            &event.target_arn,
+            body,
+            &event.source,
+            attributes,
+            p.get("MessageGroupId").and_then(|g| g.as_str()),
+            p.get("MessageDeduplicationId").and_then(|g| g.as_str()),
+        );
+    }
+    send_to_arn(
+        s,
+        &event.target_arn,
+        &event.payload.to_string(),
+        &event.source,
+        Map::new(),
+        None,
+        None,
+    )
+}
+
 /// Sends `body` to the queue an ARN names, on behalf of another service (`source`).
-pub fn send_to_arn(s: &Sqs, arn: &str, body: &str, source: &str) -> AwsResult<Output> {
+fn send_to_arn(
+    s: &Sqs,
+    arn: &str,
+    body: &str,
+    source: &str,
+    attributes: Map<String, Value>,
+    group: Option<&str>,
+    dedup: Option<&str>,
+) -> AwsResult<Output> {
     let parts: Vec<&str> = arn.split(':').collect();
     let [_, _, "sqs", region, account, name] = parts.as_slice() else {
         return Err(no_such_queue());
@@ -958,23 +999,22 @@ pub fn send_to_arn(s: &Sqs, arn: &str, body: &str, source: &str) -> AwsResult<Ou
         started: std::time::Instant::now(),
         operation: Default::default(),
     };
+    let fresh_dedup = uuid::Uuid::new_v4().to_string();
     let msg = Outgoing {
         body,
         delay: None,
-        attributes: Map::new(),
+        attributes,
         system_attributes: Map::new(),
-        group: q.fifo().then_some("default"),
-        dedup: None,
-    };
-    let dedup;
-    let msg = if q.fifo() {
-        dedup = uuid::Uuid::new_v4().to_string();
-        Outgoing {
-            dedup: Some(&dedup),
-            ..msg
-        }
-    } else {
-        msg
+        group: if q.fifo() {
+            Some(group.unwrap_or("default"))
+        } else {
+            None
+        },
+        dedup: if q.fifo() {
+            Some(dedup.unwrap_or(&fresh_dedup))
+        } else {
+            None
+        },
     };
     send_one(s, &ctx, &q, msg)
 }

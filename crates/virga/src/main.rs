@@ -146,7 +146,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         let bus = Arc::new(virga_core::events::EventBus::new());
         let s3 = virga_s3::S3::new(store.clone(), blobs.clone(), bus.clone(), clock.clone());
         let sqs = virga_sqs::Sqs::new(store.clone(), clock.clone(), bus.clone());
-        let services: Vec<Arc<dyn Service>> = vec![s3.clone(), sqs];
+        let sns = virga_sns::Sns::new(store.clone(), clock.clone(), bus.clone());
+        let services: Vec<Arc<dyn Service>> = vec![s3.clone(), sqs, sns];
         for s in &services {
             s.clone().start_background();
         }
