@@ -474,8 +474,11 @@ fn subscribe(sns: &Sns, ctx: &RequestContext, i: &Input) -> AwsResult<Output> {
             if !matches!(p.as_slice(), ["arn", _, "sqs", _, _, _]) {
                 return Err(invalid("SQS endpoint ARN"));
             }
-            if topic.fifo() != endpoint.ends_with(".fifo") && topic.fifo() {
+            if topic.fifo() && !endpoint.ends_with(".fifo") {
                 return Err(invalid("Invalid parameter: Endpoint Reason: FIFO SNS Topics currently only support FIFO SQS Queues as endpoints"));
+            }
+            if !topic.fifo() && endpoint.ends_with(".fifo") {
+                return Err(invalid("Invalid parameter: Endpoint Reason: FIFO SQS Queues can not be subscribed to standard SNS topics"));
             }
         }
         "http" | "https" | "email" | "email-json" | "sms" | "lambda" | "application"
@@ -524,12 +527,8 @@ fn confirm_subscription(sns: &Sns, i: &Input) -> AwsResult<Output> {
 fn unsubscribe(sns: &Sns, i: &Input) -> AwsResult<Output> {
     let arn = s(i, "SubscriptionArn").unwrap_or("").to_string();
     let key = sub_key(&arn)?;
-    sns.store.transact(|t| {
-        if t.get(SUBS, &key)?.is_none() {
-            return Err(not_found("Subscription"));
-        }
-        t.delete(SUBS, &key)
-    })?;
+    // Unsubscribing twice succeeds, as on AWS.
+    sns.store.transact(|t| t.delete(SUBS, &key))?;
     Ok(Map::new())
 }
 
@@ -595,7 +594,7 @@ fn set_subscription_attributes(sns: &Sns, i: &Input) -> AwsResult<Output> {
         let mut one = BTreeMap::new();
         one.insert(name.clone(), value.clone());
         check_sub_attributes(&one, &sub.attributes)?;
-        if value.is_empty() && name == "FilterPolicy" {
+        if name == "FilterPolicy" && is_empty_policy(&value) {
             sub.attributes.remove(&name);
         } else {
             sub.attributes.insert(name.clone(), value.clone());
@@ -728,8 +727,19 @@ fn attribute_document(attrs: &Map<String, Value>) -> Value {
     Value::Object(doc)
 }
 
+/// `""` and `{}` mean "no filter policy".
+fn is_empty_policy(p: &str) -> bool {
+    p.trim().is_empty()
+        || serde_json::from_str::<Value>(p)
+            .is_ok_and(|v| v.as_object().is_some_and(|o| o.is_empty()))
+}
+
 fn passes_filter(sub: &Subscription, m: &Outgoing, message_for_sub: &str) -> bool {
-    let Some(policy) = sub.attributes.get("FilterPolicy").filter(|p| !p.is_empty()) else {
+    let Some(policy) = sub
+        .attributes
+        .get("FilterPolicy")
+        .filter(|p| !is_empty_policy(p))
+    else {
         return true;
     };
     let body_scope = sub
@@ -742,7 +752,9 @@ fn passes_filter(sub: &Subscription, m: &Outgoing, message_for_sub: &str) -> boo
     if body_scope {
         serde_json::from_str::<Value>(message_for_sub).is_ok_and(|doc| p.matches(&doc))
     } else {
-        p.matches(&attribute_document(&m.attributes))
+        // A message without attributes matches no attribute policy (not even
+        // `"exists": false`).
+        !m.attributes.is_empty() && p.matches(&attribute_document(&m.attributes))
     }
 }
 
