@@ -203,8 +203,10 @@ def test_dead_letter_queue(sqs, make_queue):
     assert receive(sqs, url, MaxNumberOfMessages=10, VisibilityTimeout=0) == []
     assert counts(sqs, url) == (0, 0, 0)
     assert counts(sqs, dlq_url)[0] == 1
-    moved = receive_until(sqs, dlq_url, 1, MessageAttributeNames=["All"])
+    moved = receive_until(sqs, dlq_url, 1, MessageAttributeNames=["All"], MessageSystemAttributeNames=["All"])
     assert [m["Body"] for m in moved] == ["poison"]
+    # A standard queue's message keeps its enqueue time in the DLQ.
+    assert moved[0]["Attributes"]["SentTimestamp"] == got[0]["Attributes"]["SentTimestamp"]
     assert moved[0]["MessageId"] == sent["MessageId"]
     assert moved[0]["MessageAttributes"] == attrs
     assert moved[0]["MD5OfBody"] == sent["MD5OfMessageBody"]
@@ -270,3 +272,20 @@ def test_redrive_policy_with_invalid_target_arn(sqs):
     policy = json.dumps({"deadLetterTargetArn": "dummy", "maxReceiveCount": 42})
     with expect_error("InvalidParameterValue", 400):
         sqs.create_queue(QueueName=queue_name(), Attributes={"RedrivePolicy": policy})
+
+
+def test_fifo_dead_letter_queue(sqs, make_queue):
+    dlq_name, dlq_url = make_queue(fifo=True)
+    policy = {"deadLetterTargetArn": queue_arn(dlq_name), "maxReceiveCount": 1}
+    _, url = make_queue(fifo=True, attributes={"RedrivePolicy": json.dumps(policy)})
+    send_fifo(sqs, url, "first", group="g1", dedup="a")
+    send_fifo(sqs, url, "second", group="g1", dedup="b")
+    got = receive(sqs, url, MaxNumberOfMessages=1, VisibilityTimeout=0)
+    assert [m["Body"] for m in got] == ["first"]
+    # "first" has been received maxReceiveCount times: it moves on the next receive,
+    # and "second" is next in its group.
+    got = receive(sqs, url, MaxNumberOfMessages=1, VisibilityTimeout=300)
+    assert [m["Body"] for m in got] == ["second"]
+    moved = receive(sqs, dlq_url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"])
+    assert [m["Body"] for m in moved] == ["first"]
+    assert moved[0]["Attributes"]["MessageGroupId"] == "g1"

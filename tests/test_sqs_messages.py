@@ -539,3 +539,54 @@ def test_batch_request_too_long(sqs, queue):
         sqs.send_message_batch(QueueUrl=url, Entries=[
             {"Id": "a", "MessageBody": "a" * 600_000}, {"Id": "b", "MessageBody": "b" * 600_000}])
     assert counts(sqs, url) == (0, 0, 0)
+
+
+def test_long_poll_sees_a_delayed_message_become_visible(sqs, queue):
+    _, url = queue
+    sqs.send_message(QueueUrl=url, MessageBody="delayed 1 s", DelaySeconds=1)
+    start = time.monotonic()
+    msgs = receive(sqs, url, WaitTimeSeconds=5)
+    elapsed = time.monotonic() - start
+    assert [m["Body"] for m in msgs] == ["delayed 1 s"]
+    assert 0.5 <= elapsed < 3.5, elapsed
+
+
+def test_long_poll_sees_visibility_timeout_expire(sqs, queue):
+    _, url = queue
+    sqs.send_message(QueueUrl=url, MessageBody="back soon")
+    assert len(receive_until(sqs, url, 1, VisibilityTimeout=1)) == 1
+    start = time.monotonic()
+    msgs = receive(sqs, url, WaitTimeSeconds=5, MessageSystemAttributeNames=["ApproximateReceiveCount"])
+    elapsed = time.monotonic() - start
+    assert [m["Body"] for m in msgs] == ["back soon"]
+    assert msgs[0]["Attributes"]["ApproximateReceiveCount"] == "2"
+    assert elapsed < 3.5, elapsed
+
+
+def test_specific_system_attribute_names(sqs, queue):
+    _, url = queue
+    sqs.send_message(QueueUrl=url, MessageBody="x")
+    msg = receive_until(sqs, url, 1, MessageSystemAttributeNames=["SentTimestamp", "SenderId"])[0]
+    assert sorted(msg["Attributes"]) == ["SenderId", "SentTimestamp"]
+
+
+def test_changed_queue_visibility_timeout_applies_to_later_receives(clock_server, time_machine):
+    sqs = clock_server.client("sqs")
+    url = sqs.create_queue(QueueName=queue_name())["QueueUrl"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "200"})
+    sqs.send_message(QueueUrl=url, MessageBody="m")
+    assert len(receive(sqs, url)) == 1
+    time_machine.advance(clock_server, 100)
+    assert receive(sqs, url) == []
+    time_machine.advance(clock_server, 101)
+    assert len(receive(sqs, url)) == 1
+
+
+def test_retention_applies_to_messages_in_flight(clock_server, time_machine):
+    sqs = clock_server.client("sqs")
+    url = sqs.create_queue(QueueName=queue_name(), Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="in flight")
+    assert len(receive(sqs, url, VisibilityTimeout=300)) == 1
+    time_machine.advance(clock_server, 400)
+    assert receive(sqs, url, MaxNumberOfMessages=10) == []
+    assert counts(sqs, url) == (0, 0, 0)

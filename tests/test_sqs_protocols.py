@@ -191,6 +191,58 @@ def test_query_errors(endpoint, queue):
     assert (status, typ, code) == (400, "Sender", "InvalidAttributeName")
 
 
+def test_query_attributes_tags_visibility_and_batches(endpoint, sqs, queue):
+    _, url = queue
+    query_ok(endpoint, {"Action": "SetQueueAttributes", "QueueUrl": url,
+                        "Attribute.1.Name": "VisibilityTimeout", "Attribute.1.Value": "99",
+                        "Attribute.2.Name": "DelaySeconds", "Attribute.2.Value": "0"})
+    root = query_ok(endpoint, {"Action": "GetQueueAttributes", "QueueUrl": url,
+                               "AttributeName.1": "VisibilityTimeout", "AttributeName.2": "DelaySeconds"})
+    assert query_attributes(find(root, "GetQueueAttributesResult")) == {"VisibilityTimeout": "99", "DelaySeconds": "0"}
+
+    query_ok(endpoint, {"Action": "TagQueue", "QueueUrl": url, "Tag.1.Key": "team", "Tag.1.Value": "q",
+                        "Tag.2.Key": "env", "Tag.2.Value": "dev"})
+    root = query_ok(endpoint, {"Action": "ListQueueTags", "QueueUrl": url})
+    tags = {text(t, "Key"): text(t, "Value") for t in find_all(find(root, "ListQueueTagsResult"), "Tag")}
+    assert tags == {"team": "q", "env": "dev"}
+    query_ok(endpoint, {"Action": "UntagQueue", "QueueUrl": url, "TagKey.1": "env"})
+    assert sqs.list_queue_tags(QueueUrl=url)["Tags"] == {"team": "q"}
+
+    sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": "a", "MessageBody": "a"}, {"Id": "b", "MessageBody": "b"}])
+    msgs = {m["Body"]: m for m in receive_until(sqs, url, 2)}
+    root = query_ok(endpoint, {"Action": "ChangeMessageVisibility", "QueueUrl": url,
+                               "ReceiptHandle": msgs["a"]["ReceiptHandle"], "VisibilityTimeout": "0"})
+    root = query_ok(endpoint, {
+        "Action": "ChangeMessageVisibilityBatch", "QueueUrl": url,
+        "ChangeMessageVisibilityBatchRequestEntry.1.Id": "b",
+        "ChangeMessageVisibilityBatchRequestEntry.1.ReceiptHandle": msgs["b"]["ReceiptHandle"],
+        "ChangeMessageVisibilityBatchRequestEntry.1.VisibilityTimeout": "0"})
+    ok = find_all(find(root, "ChangeMessageVisibilityBatchResult"), "ChangeMessageVisibilityBatchResultEntry")
+    assert [text(e, "Id") for e in ok] == ["b"]
+    again = receive_until(sqs, url, 2)
+    assert sorted(m["Body"] for m in again) == ["a", "b"]
+    root = query_ok(endpoint, {
+        "Action": "DeleteMessageBatch", "QueueUrl": url,
+        "DeleteMessageBatchRequestEntry.1.Id": "one",
+        "DeleteMessageBatchRequestEntry.1.ReceiptHandle": again[0]["ReceiptHandle"],
+        "DeleteMessageBatchRequestEntry.2.Id": "two",
+        "DeleteMessageBatchRequestEntry.2.ReceiptHandle": again[1]["ReceiptHandle"],
+        "DeleteMessageBatchRequestEntry.3.Id": "bad",
+        "DeleteMessageBatchRequestEntry.3.ReceiptHandle": "garbage"})
+    result = find(root, "DeleteMessageBatchResult")
+    assert sorted(text(e, "Id") for e in find_all(result, "DeleteMessageBatchResultEntry")) == ["one", "two"]
+    failed = find_all(result, "BatchResultErrorEntry")
+    assert [(text(f, "Id"), text(f, "Code"), text(f, "SenderFault")) for f in failed] == \
+        [("bad", "ReceiptHandleIsInvalid", "true")]
+    assert counts(sqs, url) == (0, 0, 0)
+
+    query_ok(endpoint, {"Action": "PurgeQueue", "QueueUrl": url})
+    query_ok(endpoint, {"Action": "DeleteQueue", "QueueUrl": url})
+    status, _, code, _ = query_error(endpoint, {"Action": "GetQueueAttributes", "QueueUrl": url,
+                                                "AttributeName.1": "All"})
+    assert (status, code) == (400, "AWS.SimpleQueueService.NonExistentQueue")
+
+
 # ---------------------------------------------------------------------------
 # JSON protocol, raw
 # ---------------------------------------------------------------------------
@@ -200,6 +252,15 @@ def test_json_protocol_raw_success(endpoint):
     assert resp.status == 200, resp.body
     assert resp.header("Content-Type", "").startswith("application/x-amz-json-1.0")
     assert json.loads(resp.body) == {"QueueUrl": f"{endpoint}/{ACCOUNT}/{name}"}
+
+
+def test_json_protocol_posted_to_the_queue_url(endpoint, sqs, queue):
+    name, url = queue
+    resp = json_call(endpoint, "SendMessage", {"QueueUrl": url, "MessageBody": "json at queue path"},
+                     path=f"/{ACCOUNT}/{name}")
+    assert resp.status == 200, resp.body
+    assert json.loads(resp.body)["MD5OfMessageBody"] == md5_hex("json at queue path")
+    assert [m["Body"] for m in receive_until(sqs, url, 1)] == ["json at queue path"]
 
 
 def test_json_protocol_raw_error(endpoint):

@@ -152,10 +152,10 @@ def query_call(endpoint: str, params: Mapping[str, str], path: str = "/", timeou
     return signed_post(endpoint.rstrip("/") + path, body, headers, timeout)
 
 
-def json_call(endpoint: str, operation: str, payload: dict, timeout: float = 30) -> RawResponse:
+def json_call(endpoint: str, operation: str, payload: dict, path: str = "/", timeout: float = 30) -> RawResponse:
     """One JSON-protocol request, as current SDKs send it."""
     headers = {"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": f"AmazonSQS.{operation}"}
-    return signed_post(endpoint.rstrip("/") + "/", json.dumps(payload).encode(), headers, timeout)
+    return signed_post(endpoint.rstrip("/") + path, json.dumps(payload).encode(), headers, timeout)
 
 
 def xml_root(body: bytes) -> ET.Element:

@@ -32,6 +32,9 @@ pub async fn call(s: &Sqs, ctx: &RequestContext, op: &str, input: Input) -> AwsR
         "DeleteMessageBatch" => delete_message_batch(s, ctx, &input),
         "ChangeMessageVisibility" => change_visibility(s, ctx, &input),
         "ChangeMessageVisibilityBatch" => change_visibility_batch(s, ctx, &input),
+        "StartMessageMoveTask" => start_move_task(s, &input),
+        "ListMessageMoveTasks" => list_move_tasks(s, &input),
+        "CancelMessageMoveTask" => cancel_move_task(s, &input),
         _ => Err(sqs_error(
             "UnsupportedOperation",
             "AWS.SimpleQueueService.UnsupportedOperation",
@@ -880,6 +883,7 @@ fn send_one(s: &Sqs, ctx: &RequestContext, q: &Queue, m: Outgoing) -> AwsResult<
             .access_key
             .clone()
             .unwrap_or_else(|| ctx.account.clone()),
+        origin: None,
     };
     let (message_id, sequence) = s.store.transact(|t| {
         if let Some(d) = &dedup {
@@ -1230,30 +1234,51 @@ fn redrive_target(q: &Queue) -> Option<(String, u32)> {
     Some((arn, count))
 }
 
-/// Moves `m` to the queue `arn` names, inside `t`; false if that queue does not exist.
-fn move_to_dlq(s: &Sqs, t: &mut dyn KvTxn, arn: &str, mut m: Message) -> AwsResult<bool> {
+/// The queue an ARN names, read inside a transaction.
+fn queue_by_arn(t: &dyn KvRead, arn: &str) -> AwsResult<Option<Queue>> {
     let parts: Vec<&str> = arn.split(':').collect();
-    let [_, _, _, region, account, name] = parts.as_slice() else {
-        return Ok(false);
+    let [_, _, "sqs", region, account, name] = parts.as_slice() else {
+        return Ok(None);
     };
-    let Some(raw) = t.get(state::QUEUES, &state::queue_key(region, account, name))? else {
-        return Ok(false);
-    };
-    let dlq: Queue = state::decode(&raw)?;
+    t.get(state::QUEUES, &state::queue_key(region, account, name))?
+        .map(|raw| state::decode(&raw))
+        .transpose()
+}
+
+/// Appends `m` to `dest` as a fresh, visible message (its id and body kept).
+fn append_message(s: &Sqs, t: &mut dyn KvTxn, dest: &Queue, mut m: Message) -> AwsResult<()> {
     let seq = s.next_seq();
     let now = s.clock.now_millis();
     m.seq = seq;
     m.visible_at_ms = now;
     m.receipt = None;
-    let qid = dlq.id();
+    let qid = dest.id();
     t.put(
         state::MESSAGES,
         &state::msg_key(&qid, seq),
         &state::encode(&m)?,
     )?;
-    if !dlq.fifo() {
+    if !dest.fifo() {
         t.put(state::VISIBLE, &state::vis_key(&qid, now, seq), b"")?;
     }
+    Ok(())
+}
+
+/// Moves `m` from `source` to the dead-letter queue `arn`, inside `t`; false if that
+/// queue does not exist.
+fn move_to_dlq(
+    s: &Sqs,
+    t: &mut dyn KvTxn,
+    arn: &str,
+    source: &Queue,
+    mut m: Message,
+) -> AwsResult<bool> {
+    let Some(dlq) = queue_by_arn(t, arn)? else {
+        return Ok(false);
+    };
+    m.origin = Some(source.arn());
+    append_message(s, t, &dlq, m)?;
+    s.wake(&dlq.id());
     Ok(true)
 }
 
@@ -1344,7 +1369,7 @@ fn try_receive(
             if let Some((arn, max_count)) = &redrive {
                 if m.receive_count >= *max_count {
                     let seq = m.seq;
-                    if move_to_dlq(s, t, arn, m.clone())? {
+                    if move_to_dlq(s, t, arn, q, m.clone())? {
                         t.delete(state::MESSAGES, &state::msg_key(&qid, seq))?;
                         t.delete(state::VISIBLE, &old_vis)?;
                         continue;
@@ -1630,6 +1655,174 @@ fn change_visibility_batch(s: &Sqs, ctx: &RequestContext, i: &Input) -> AwsResul
         }
     }
     Ok(batch_output(ok, failed))
+}
+
+// ------------------------------------------------------------------ move tasks
+
+fn resource_not_found(msg: &str) -> AwsError {
+    sqs_error(
+        "ResourceNotFoundException",
+        "ResourceNotFoundException",
+        msg,
+    )
+}
+
+fn task_key(source_arn: &str, started: u64) -> Vec<u8> {
+    virga_store::KeyBuf::new()
+        .str(source_arn)
+        .u64(u64::MAX - started)
+        .into_vec()
+}
+
+fn tasks_of(r: &dyn KvRead, source_arn: &str) -> AwsResult<Vec<state::MoveTask>> {
+    let prefix = virga_store::KeyBuf::new().str(source_arn).into_vec();
+    let end = virga_store::prefix_end(&prefix);
+    r.scan(
+        state::TASKS,
+        Bound::Included(&prefix),
+        end.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
+        usize::MAX,
+        false,
+    )?
+    .iter()
+    .map(|(_, v)| state::decode(v))
+    .collect()
+}
+
+/// Moves the messages of a dead-letter queue back to their source queues (or to a
+/// given destination). The move completes before the call returns; the task is
+/// then listed as COMPLETED, which is what clients poll ListMessageMoveTasks for.
+fn start_move_task(s: &Sqs, i: &Input) -> AwsResult<Output> {
+    let source_arn = required(i, "SourceArn")?.to_string();
+    let destination_arn = str_of(i, "DestinationArn").map(|d| d.to_string());
+    let max_per_second = i
+        .get("MaxNumberOfMessagesPerSecond")
+        .and_then(|v| v.as_i64());
+    if max_per_second.is_some_and(|m| !(1..=500).contains(&m)) {
+        return Err(invalid_param("Value for parameter MaxNumberOfMessagesPerSecond is invalid. Reason: Must be between 1 and 500."));
+    }
+    let now = s.clock.now_millis();
+    let started = s.next_seq();
+    let handle =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{source_arn}\n{started}"));
+    let task = s.store.transact(|t| {
+        let source = queue_by_arn(t, &source_arn)?.ok_or_else(|| resource_not_found("The resource that you specified for the SourceArn parameter doesn't exist."))?;
+        if tasks_of(t, &source_arn)?.iter().any(|x| x.status == "RUNNING") {
+            return Err(sqs_error("UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation", "There is already a task running. Only one active task is allowed for a source queue arn at a given time."));
+        }
+        let destination = match &destination_arn {
+            Some(d) => Some(queue_by_arn(t, d)?.ok_or_else(|| resource_not_found("The resource that you specified for the DestinationArn parameter doesn't exist."))?),
+            None => None,
+        };
+        let qid = source.id();
+        let prefix = state::qid_prefix(&qid);
+        let end = virga_store::prefix_end(&prefix);
+        let rows = t.scan(state::MESSAGES, Bound::Included(&prefix), end.as_deref().map_or(Bound::Unbounded, Bound::Excluded), usize::MAX, false)?;
+        let to_move = rows.len() as u64;
+        let mut moved = 0u64;
+        let mut failure = None;
+        for (_, raw) in rows {
+            let mut m: Message = state::decode(&raw)?;
+            let target = match (&destination, &m.origin) {
+                (Some(d), _) => Some(d.clone()),
+                (None, Some(origin)) => queue_by_arn(t, origin)?,
+                (None, None) => None,
+            };
+            let Some(target) = target else {
+                failure = Some("The message's source queue no longer exists".to_string());
+                continue;
+            };
+            t.delete(state::MESSAGES, &state::msg_key(&qid, m.seq))?;
+            t.delete(state::VISIBLE, &state::vis_key(&qid, m.visible_at_ms, m.seq))?;
+            m.origin = None;
+            m.receive_count = 0;
+            append_message(s, t, &target, m)?;
+            s.wake(&target.id());
+            moved += 1;
+        }
+        let task = state::MoveTask {
+            handle: handle.clone(),
+            status: if failure.is_some() && moved < to_move { "FAILED".into() } else { "COMPLETED".into() },
+            source_arn: source_arn.clone(),
+            destination_arn: destination_arn.clone(),
+            max_per_second,
+            moved,
+            to_move,
+            started_ms: now,
+            failure,
+        };
+        t.put(state::TASKS, &task_key(&source_arn, started), &state::encode(&task)?)?;
+        Ok(task)
+    })?;
+    Ok(obj(json!({"TaskHandle": task.handle})))
+}
+
+fn list_move_tasks(s: &Sqs, i: &Input) -> AwsResult<Output> {
+    let source_arn = required(i, "SourceArn")?.to_string();
+    let max = i.get("MaxResults").and_then(|v| v.as_i64()).unwrap_or(1);
+    if !(1..=10).contains(&max) {
+        return Err(invalid_param(
+            "Value for parameter MaxResults is invalid. Reason: Must be between 1 and 10.",
+        ));
+    }
+    let tasks = s.store.read(|r| {
+        if queue_by_arn(r, &source_arn)?.is_none() {
+            return Err(resource_not_found(
+                "The resource that you specified for the SourceArn parameter doesn't exist.",
+            ));
+        }
+        tasks_of(r, &source_arn)
+    })?;
+    let results: Vec<Value> = tasks
+        .iter()
+        .take(max as usize)
+        .map(|t| {
+            let mut e = json!({
+                "Status": t.status, "SourceArn": t.source_arn,
+                "ApproximateNumberOfMessagesMoved": t.moved,
+                "ApproximateNumberOfMessagesToMove": t.to_move,
+                "StartedTimestamp": t.started_ms,
+            });
+            if t.status == "RUNNING" {
+                e["TaskHandle"] = json!(t.handle);
+            }
+            if let Some(d) = &t.destination_arn {
+                e["DestinationArn"] = json!(d);
+            }
+            if let Some(m) = t.max_per_second {
+                e["MaxNumberOfMessagesPerSecond"] = json!(m);
+            }
+            if let Some(f) = &t.failure {
+                e["FailureReason"] = json!(f);
+            }
+            e
+        })
+        .collect();
+    Ok(obj(json!({ "Results": results })))
+}
+
+fn cancel_move_task(s: &Sqs, i: &Input) -> AwsResult<Output> {
+    let handle = required(i, "TaskHandle")?;
+    let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(handle)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| resource_not_found("Task does not exist."))?;
+    let (source, _) = decoded
+        .split_once('\n')
+        .ok_or_else(|| resource_not_found("Task does not exist."))?;
+    let tasks = s.store.read(|r| tasks_of(r, source))?;
+    match tasks.iter().find(|t| t.handle == handle) {
+        Some(t) if t.status == "RUNNING" => {
+            Ok(obj(json!({"ApproximateNumberOfMessagesMoved": t.moved})))
+        }
+        Some(_) => Err(sqs_error(
+            "UnsupportedOperation",
+            "AWS.SimpleQueueService.UnsupportedOperation",
+            "Only active tasks can be cancelled.",
+        )),
+        None => Err(resource_not_found("Task does not exist.")),
+    }
 }
 
 #[cfg(test)]

@@ -19,6 +19,24 @@ pub const QUEUES: &str = "sqs.queue";
 pub const MESSAGES: &str = "sqs.msg";
 pub const VISIBLE: &str = "sqs.vis";
 pub const DEDUP: &str = "sqs.dedup";
+pub const TASKS: &str = "sqs.task";
+
+/// A message move task (dead-letter queue redrive).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct MoveTask {
+    pub handle: String,
+    pub status: String,
+    pub source_arn: String,
+    #[serde(default)]
+    pub destination_arn: Option<String>,
+    #[serde(default)]
+    pub max_per_second: Option<i64>,
+    pub moved: u64,
+    pub to_move: u64,
+    pub started_ms: i64,
+    #[serde(default)]
+    pub failure: Option<String>,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Queue {
@@ -82,6 +100,9 @@ pub struct Message {
     pub dedup: Option<String>,
     #[serde(default)]
     pub sender: String,
+    /// The queue a dead-lettered message came from (where a move task returns it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
