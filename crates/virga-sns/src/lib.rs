@@ -2,7 +2,10 @@
 //! policies, delivery to SQS queues through the internal event bus. A publish returns
 //! once every matching SQS subscription's queue has stored its copy.
 
+mod deliver;
 mod ops;
+
+pub use ops::captured;
 
 use http::Response;
 use http_body_util::BodyExt;

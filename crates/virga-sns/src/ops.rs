@@ -18,6 +18,8 @@ use virga_store::{KeyBuf, KvRead};
 
 const TOPICS: &str = "sns.topic";
 const SUBS: &str = "sns.sub";
+/// Email, email-json and SMS deliveries, kept for `/_virga/sns/messages`.
+pub const CAPTURED: &str = "sns.captured";
 /// SNS's message size limit (256 KiB).
 const MAX_MESSAGE: usize = 262_144;
 
@@ -456,6 +458,7 @@ fn check_sub_attributes(
             }
             "RawMessageDelivery" | "FilterPolicyScope" | "FilterPolicy" | "RedrivePolicy" | "DeliveryPolicy"
             | "SubscriptionRoleArn" | "ReplayPolicy" => {}
+            "PendingConfirmation" | "Token" => return Err(invalid(format!("Attributes Reason: {k} cannot be set"))),
             _ => return Err(invalid(format!("Attributes Reason: Unknown attribute {k}"))),
         }
     }
@@ -481,10 +484,27 @@ fn subscribe(sns: &Sns, ctx: &RequestContext, i: &Input) -> AwsResult<Output> {
                 return Err(invalid("Invalid parameter: Endpoint Reason: FIFO SQS Queues can not be subscribed to standard SNS topics"));
             }
         }
-        "http" | "https" | "email" | "email-json" | "sms" | "lambda" | "application"
-        | "firehose" => {
+        "http" | "https" => {
+            if !endpoint.starts_with(&format!("{protocol}://")) {
+                return Err(invalid(
+                    "Invalid parameter: Endpoint must match the specified protocol",
+                ));
+            }
+        }
+        "email" | "email-json" => {
+            if !endpoint.contains('@') {
+                return Err(invalid("Invalid parameter: Email address"));
+            }
+        }
+        "sms" => {
+            let digits = endpoint.trim_start_matches('+');
+            if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+                return Err(invalid("Invalid parameter: Endpoint"));
+            }
+        }
+        "lambda" | "application" | "firehose" => {
             return Err(invalid(format!(
-                "Protocol: Virga does not deliver to {protocol} subscriptions yet (only sqs)"
+                "Protocol: Virga does not deliver to {protocol} subscriptions yet"
             )))
         }
         _ => return Err(invalid(format!("Invalid protocol type: {protocol}"))),
@@ -504,7 +524,7 @@ fn subscribe(sns: &Sns, ctx: &RequestContext, i: &Input) -> AwsResult<Output> {
             }
             return Ok(existing);
         }
-        let sub = Subscription {
+        let mut sub = Subscription {
             arn: format!("{topic_arn}:{}", uuid::Uuid::new_v4()),
             topic_arn: topic_arn.clone(),
             protocol: protocol.clone(),
@@ -512,16 +532,88 @@ fn subscribe(sns: &Sns, ctx: &RequestContext, i: &Input) -> AwsResult<Output> {
             owner: ctx.account.clone(),
             attributes: attrs.clone(),
         };
+        // HTTP endpoints confirm by answering the SubscriptionConfirmation message;
+        // emails and phone numbers are confirmed at once (there is nobody to click).
+        if protocol == "http" || protocol == "https" {
+            sub.attributes
+                .insert("PendingConfirmation".into(), "true".into());
+            sub.attributes.insert(
+                "Token".into(),
+                hex::encode(uuid::Uuid::new_v4().as_bytes()).repeat(2),
+            );
+        }
         t.put(SUBS, &sub_key(&sub.arn)?, &encode(&sub)?)?;
         Ok(sub)
     })?;
-    Ok(obj(json!({"SubscriptionArn": sub.arn})))
+    let pending = is_pending(&sub);
+    if pending {
+        send_confirmation(sns, ctx, &topic, &sub);
+    }
+    let shown = if pending && i.get("ReturnSubscriptionArn") != Some(&Value::Bool(true)) {
+        "pending confirmation".to_string()
+    } else {
+        sub.arn.clone()
+    };
+    Ok(obj(json!({ "SubscriptionArn": shown })))
+}
+
+fn host_of(ctx: &RequestContext) -> String {
+    if ctx.host.is_empty() {
+        ctx.listen_addr.clone()
+    } else {
+        ctx.host.clone()
+    }
+}
+
+/// Posts the SubscriptionConfirmation document to a new HTTP subscriber.
+fn send_confirmation(sns: &Sns, ctx: &RequestContext, topic: &Topic, sub: &Subscription) {
+    let token = sub.attributes.get("Token").cloned().unwrap_or_default();
+    let host = host_of(ctx);
+    let id = uuid::Uuid::new_v4().to_string();
+    let doc = json!({
+        "Type": "SubscriptionConfirmation",
+        "MessageId": id,
+        "Token": token,
+        "TopicArn": topic.arn(),
+        "Message": format!("You have chosen to subscribe to the topic {}.\nTo confirm the subscription, visit the SubscribeURL included in this message.", topic.arn()),
+        "SubscribeURL": format!("http://{host}/?Action=ConfirmSubscription&TopicArn={}&Token={token}", topic.arn()),
+        "Timestamp": virga_protocol::time_fmt::iso8601(sns.clock.now_secs_f64()),
+        "SignatureVersion": "1",
+        "Signature": base64::engine::general_purpose::STANDARD.encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes())),
+        "SigningCertURL": format!("http://{host}/_virga/sns/SimpleNotificationService.pem"),
+    })
+    .to_string();
+    let headers = vec![
+        (
+            "x-amz-sns-message-type".to_string(),
+            "SubscriptionConfirmation".to_string(),
+        ),
+        ("x-amz-sns-message-id".to_string(), id),
+        ("x-amz-sns-topic-arn".to_string(), topic.arn()),
+    ];
+    let url = sub.endpoint.clone();
+    tokio::spawn(async move {
+        if let Err(e) = crate::deliver::post_with_retries(&url, &headers, &doc).await {
+            tracing::warn!("SNS subscription confirmation to {url} failed: {e}");
+        }
+    });
 }
 
 fn confirm_subscription(sns: &Sns, i: &Input) -> AwsResult<Output> {
     let topic_arn = s(i, "TopicArn").unwrap_or("").to_string();
-    load_topic(sns, &topic_arn)?;
-    Err(invalid("Token"))
+    let token = s(i, "Token").unwrap_or("").to_string();
+    let arn = sns.store.transact(|t| {
+        load_topic_in(t, &topic_arn)?;
+        let mut sub = subs_of(t, &topic_arn)?
+            .into_iter()
+            .find(|x| x.attributes.get("Token") == Some(&token))
+            .ok_or_else(|| invalid("Invalid token"))?;
+        sub.attributes
+            .insert("PendingConfirmation".into(), "false".into());
+        t.put(SUBS, &sub_key(&sub.arn)?, &encode(&sub)?)?;
+        Ok(sub.arn)
+    })?;
+    Ok(obj(json!({ "SubscriptionArn": arn })))
 }
 
 fn unsubscribe(sns: &Sns, i: &Input) -> AwsResult<Output> {
@@ -532,8 +624,19 @@ fn unsubscribe(sns: &Sns, i: &Input) -> AwsResult<Output> {
     Ok(Map::new())
 }
 
+fn is_pending(sub: &Subscription) -> bool {
+    sub.attributes
+        .get("PendingConfirmation")
+        .is_some_and(|v| v == "true")
+}
+
 fn sub_summary(sub: &Subscription) -> Value {
-    json!({"SubscriptionArn": sub.arn, "Owner": sub.owner, "Protocol": sub.protocol, "Endpoint": sub.endpoint, "TopicArn": sub.topic_arn})
+    let shown_arn = if is_pending(sub) {
+        "PendingConfirmation".to_string()
+    } else {
+        sub.arn.clone()
+    };
+    json!({"SubscriptionArn": shown_arn, "Owner": sub.owner, "Protocol": sub.protocol, "Endpoint": sub.endpoint, "TopicArn": sub.topic_arn})
 }
 
 fn list_subscriptions(
@@ -576,7 +679,9 @@ fn get_subscription_attributes(sns: &Sns, i: &Input) -> AwsResult<Output> {
         format!("arn:aws:iam::{}:root", sub.owner),
     );
     for (k, v) in &sub.attributes {
-        a.insert(k.clone(), v.clone());
+        if k != "Token" {
+            a.insert(k.clone(), v.clone());
+        }
     }
     if a.contains_key("FilterPolicy") && !a.contains_key("FilterPolicyScope") {
         a.insert("FilterPolicyScope".into(), "MessageAttributes".into());
@@ -897,10 +1002,10 @@ async fn publish_one(
         None
     };
     let mut answers = Vec::new();
-    for sub in subs.iter().filter(|s| s.protocol == "sqs") {
+    for sub in subs.iter().filter(|x| !is_pending(x)) {
         let text = match &structure {
             Some(o) => o
-                .get("sqs")
+                .get(sub.protocol.as_str())
                 .or(o.get("default"))
                 .and_then(|v| v.as_str())
                 .unwrap_or("")
@@ -914,33 +1019,74 @@ async fn publish_one(
             .attributes
             .get("RawMessageDelivery")
             .is_some_and(|v| v == "true");
-        let body = if raw {
-            text.clone()
-        } else {
-            envelope(sns, ctx, topic, sub, &id, &text, &m)
-        };
-        let mut payload = json!({"Body": body});
-        if raw && !m.attributes.is_empty() {
-            payload["MessageAttributes"] = Value::Object(m.attributes.clone());
-        }
-        if let Some(g) = &m.group {
-            payload["MessageGroupId"] = json!(g);
-        }
-        if let Some(d) = &dedup {
-            payload["MessageDeduplicationId"] = json!(d);
-        }
-        let event = Event {
-            source: "sns".into(),
-            target_arn: sub.endpoint.clone(),
-            payload,
-        };
-        if let Ok(answer) = sns.bus.publish(event) {
-            answers.push((sub.endpoint.clone(), answer));
+        let doc = envelope(sns, ctx, topic, sub, &id, &text, &m);
+        match sub.protocol.as_str() {
+            "sqs" => {
+                let body = if raw { text.clone() } else { doc };
+                let mut payload = json!({"Body": body});
+                if raw && !m.attributes.is_empty() {
+                    payload["MessageAttributes"] = Value::Object(m.attributes.clone());
+                }
+                if let Some(g) = &m.group {
+                    payload["MessageGroupId"] = json!(g);
+                }
+                if let Some(d) = &dedup {
+                    payload["MessageDeduplicationId"] = json!(d);
+                }
+                let event = Event {
+                    source: "sns".into(),
+                    target_arn: sub.endpoint.clone(),
+                    payload: payload.clone(),
+                };
+                match sns.bus.publish(event) {
+                    Ok(answer) => answers.push((sub.clone(), payload, answer)),
+                    Err(_) => dead_letter(sns, sub, payload, "no SQS service"),
+                }
+            }
+            "http" | "https" => {
+                let body = if raw { text.clone() } else { doc };
+                let headers = vec![
+                    (
+                        "x-amz-sns-message-type".to_string(),
+                        "Notification".to_string(),
+                    ),
+                    ("x-amz-sns-message-id".to_string(), id.clone()),
+                    ("x-amz-sns-topic-arn".to_string(), topic.arn()),
+                    ("x-amz-sns-subscription-arn".to_string(), sub.arn.clone()),
+                ];
+                let sub = sub.clone();
+                let bus = sns.bus.clone();
+                tokio::spawn(async move {
+                    if let Err(e) =
+                        crate::deliver::post_with_retries(&sub.endpoint, &headers, &body).await
+                    {
+                        tracing::warn!("SNS delivery to {} failed: {e}", sub.endpoint);
+                        send_to_dlq(&bus, &sub, json!({"Body": body}));
+                    }
+                });
+            }
+            "email" | "email-json" | "sms" => {
+                let content = if sub.protocol == "email-json" {
+                    doc
+                } else {
+                    text.clone()
+                };
+                capture(
+                    sns,
+                    &sub.protocol,
+                    &sub.endpoint,
+                    m.subject.as_deref(),
+                    &content,
+                    &topic.arn(),
+                    &id,
+                )?;
+            }
+            _ => {}
         }
     }
-    for (target, answer) in answers {
+    for (sub, payload, answer) in answers {
         if let Ok(Err(reason)) = answer.await {
-            tracing::warn!("SNS delivery to {target} failed: {reason}");
+            dead_letter(sns, &sub, payload, &reason);
         }
     }
     let seq = topic
@@ -949,7 +1095,96 @@ async fn publish_one(
     Ok((id, seq))
 }
 
+/// Sends a failed delivery to the subscription's dead-letter queue, if it has one.
+fn send_to_dlq(bus: &virga_core::events::EventBus, sub: &Subscription, payload: Value) {
+    let Some(dlq) = sub
+        .attributes
+        .get("RedrivePolicy")
+        .and_then(|p| serde_json::from_str::<Value>(p).ok())
+        .and_then(|p| {
+            p.get("deadLetterTargetArn")
+                .and_then(|a| a.as_str())
+                .map(|a| a.to_string())
+        })
+    else {
+        tracing::warn!("SNS message for {} dropped: no dead-letter queue", sub.arn);
+        return;
+    };
+    if bus
+        .publish(Event {
+            source: "sns".into(),
+            target_arn: dlq.clone(),
+            payload,
+        })
+        .is_err()
+    {
+        tracing::warn!("SNS dead-letter queue {dlq} unavailable");
+    }
+}
+
+fn dead_letter(sns: &Sns, sub: &Subscription, payload: Value, reason: &str) {
+    tracing::warn!("SNS delivery to {} failed ({reason})", sub.endpoint);
+    send_to_dlq(&sns.bus, sub, payload);
+}
+
+/// Keeps an email/SMS delivery for `/_virga/sns/messages`.
+fn capture(
+    sns: &Sns,
+    protocol: &str,
+    endpoint: &str,
+    subject: Option<&str>,
+    message: &str,
+    topic_arn: &str,
+    id: &str,
+) -> AwsResult<()> {
+    let seq = (sns.clock.now_millis().max(0) as u64) * 1000
+        + (uuid::Uuid::new_v4().as_u128() % 1000) as u64;
+    let record = json!({
+        "protocol": protocol, "endpoint": endpoint, "subject": subject, "message": message,
+        "topic_arn": topic_arn, "message_id": id,
+        "timestamp": virga_protocol::time_fmt::iso8601(sns.clock.now_secs_f64()),
+    });
+    sns.store.transact(|t| {
+        t.put(
+            CAPTURED,
+            &KeyBuf::new().u64(seq).into_vec(),
+            &encode(&record)?,
+        )
+    })
+}
+
+/// Captured email/SMS deliveries, oldest first, optionally of one protocol.
+pub fn captured(sns: &Sns, protocol: Option<&str>) -> AwsResult<Vec<Value>> {
+    let rows = sns.store.read(|r| {
+        r.scan(
+            CAPTURED,
+            Bound::Unbounded,
+            Bound::Unbounded,
+            usize::MAX,
+            false,
+        )
+    })?;
+    let mut out = Vec::new();
+    for (_, v) in rows {
+        let rec: Value = decode(&v)?;
+        if protocol.is_none_or(|p| rec.get("protocol").and_then(|x| x.as_str()) == Some(p)) {
+            out.push(rec);
+        }
+    }
+    Ok(out)
+}
+
 async fn publish(sns: &Sns, ctx: &RequestContext, i: &Input) -> AwsResult<Output> {
+    if let Some(phone) = s(i, "PhoneNumber") {
+        // A direct SMS: nothing to fan out; Virga keeps it for inspection.
+        let message = s(i, "Message").unwrap_or("");
+        if message.is_empty() {
+            return Err(invalid("Empty message"));
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        capture(sns, "sms", phone, None, message, "", &id)?;
+        return Ok(obj(json!({ "MessageId": id })));
+    }
     let arn = s(i, "TopicArn")
         .or(s(i, "TargetArn"))
         .ok_or_else(|| invalid("TopicArn or TargetArn Reason: no value for required parameter"))?;

@@ -19,6 +19,7 @@ use virga_core::{AwsError, Body, Clock, RequestContext, Service};
 pub struct Gateway {
     pub services: Vec<Arc<dyn Service>>,
     pub s3: Arc<virga_s3::S3>,
+    pub sns: Arc<virga_sns::Sns>,
     pub clock: Arc<Clock>,
     /// Access key -> secret key, for keys whose signatures are verified.
     pub credentials: HashMap<String, String>,
@@ -144,6 +145,12 @@ impl Gateway {
                     .map(|s| s.to_string())
             })
             .or_else(|| virga_core::hosts::service_from_host(&host))
+            // The SubscribeURL/UnsubscribeURL links SNS hands out are plain GETs.
+            .or_else(|| {
+                (raw_query.contains("Action=ConfirmSubscription")
+                    || raw_query.contains("Action=Unsubscribe"))
+                .then(|| "sns".to_string())
+            })
             .unwrap_or_else(|| "s3".to_string());
         let request_id = virga_core::request_id();
         let region = parsed

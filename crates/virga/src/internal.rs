@@ -83,6 +83,17 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request<Body>) -> Response<Body> {
             }
             json_response(200, clock_state(gw))
         }
+        (Method::GET, "/_virga/sns/messages") => {
+            let protocol = req
+                .uri()
+                .query()
+                .and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "protocol"))
+                .map(|(_, v)| v.into_owned());
+            match virga_sns::captured(&gw.sns, protocol.as_deref()) {
+                Ok(messages) => json_response(200, json!({ "messages": messages })),
+                Err(e) => json_response(500, json!({"error": e.message})),
+            }
+        }
         (Method::GET, "/_virga/events") => match virga_s3::pending_events(&gw.s3, 1000) {
             Ok(events) => json_response(200, json!({ "events": events })),
             Err(e) => json_response(500, json!({"error": e.message})),

@@ -147,7 +147,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         let s3 = virga_s3::S3::new(store.clone(), blobs.clone(), bus.clone(), clock.clone());
         let sqs = virga_sqs::Sqs::new(store.clone(), clock.clone(), bus.clone());
         let sns = virga_sns::Sns::new(store.clone(), clock.clone(), bus.clone());
-        let services: Vec<Arc<dyn Service>> = vec![s3.clone(), sqs, sns];
+        let services: Vec<Arc<dyn Service>> = vec![s3.clone(), sqs, sns.clone()];
         for s in &services {
             s.clone().start_background();
         }
@@ -157,6 +157,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         let gw = Arc::new(gateway::Gateway {
             services,
             s3,
+            sns,
             clock,
             credentials,
             strict_auth: args.strict_auth,
