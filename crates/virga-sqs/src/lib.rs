@@ -233,11 +233,13 @@ impl Sqs {
 
     async fn serve(&self, ctx: RequestContext, req: http::Request<Body>) -> Response<Body> {
         let (parts, body) = req.into_parts();
-        let target = parts
-            .headers
+        // Only the URI is needed later; the headers are not kept while a receive waits.
+        let http::request::Parts { uri, headers, .. } = parts;
+        let target = headers
             .get("x-amz-target")
             .and_then(|v| v.to_str().ok())
             .map(|s| s.to_string());
+        drop(headers);
         let bytes = match http_body_util::Limited::new(body, MAX_REQUEST)
             .collect()
             .await
@@ -258,9 +260,9 @@ impl Sqs {
         match target {
             Some(t) => self.serve_json(&ctx, &t, &bytes).await,
             None => {
-                let mut params = query::parse_form(parts.uri.query().unwrap_or("").as_bytes());
+                let mut params = query::parse_form(uri.query().unwrap_or("").as_bytes());
                 params.extend(query::parse_form(&bytes));
-                self.serve_query(&ctx, &parts.uri, params).await
+                self.serve_query(&ctx, &uri, params).await
             }
         }
     }

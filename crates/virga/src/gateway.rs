@@ -220,7 +220,11 @@ impl Gateway {
                     Ok(Some(p)) => self.authenticate(&p, &signed, &host, &service_name),
                 };
                 match auth_result {
-                    Ok(()) => svc.handle(ctx.clone(), req).await,
+                    Ok(()) => {
+                        // Long polls park here: keep no copy of the headers meanwhile.
+                        drop(headers);
+                        svc.handle(ctx.clone(), req).await
+                    }
                     Err(e) => {
                         let err = auth_error(&service_name, e, &self.strict_auth);
                         error_response(
