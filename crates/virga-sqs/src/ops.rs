@@ -393,7 +393,12 @@ fn list_queues(s: &Sqs, ctx: &RequestContext, i: &Input) -> AwsResult<Output> {
 fn drop_messages(t: &mut dyn KvTxn, qid: &str) -> AwsResult<()> {
     let prefix = state::qid_prefix(qid);
     let end = virga_store::prefix_end(&prefix);
-    for table in [state::MESSAGES, state::VISIBLE, state::DEDUP] {
+    for table in [
+        state::MESSAGES,
+        state::VISIBLE,
+        state::VISIBLE_SEEN,
+        state::DEDUP,
+    ] {
         loop {
             let rows = t.scan(
                 table,
@@ -432,39 +437,67 @@ struct Counts {
     delayed: u64,
 }
 
-fn count_messages(s: &Sqs, q: &Queue) -> AwsResult<Counts> {
+/// Deletes the messages past the retention period. Messages are kept in send order,
+/// so this reads only the expired ones and the first one that is not.
+fn purge_expired(s: &Sqs, q: &Queue) -> AwsResult<()> {
+    let qid = q.id();
     let now = s.clock.now_millis();
-    let prefix = state::qid_prefix(&q.id());
-    let end = virga_store::prefix_end(&prefix);
-    let rows = s.store.read(|r| {
-        r.scan(
-            state::MESSAGES,
-            Bound::Included(&prefix),
-            end.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
-            usize::MAX,
-            false,
-        )
-    })?;
     let retention = q.attr_i64("MessageRetentionPeriod", 345_600) * 1000;
-    let mut c = Counts {
-        visible: 0,
-        in_flight: 0,
-        delayed: 0,
-    };
-    for (_, v) in rows {
-        let m: Message = state::decode(&v)?;
-        if m.sent_ms + retention <= now {
-            continue;
-        }
-        if m.visible_at_ms <= now {
-            c.visible += 1;
-        } else if m.receive_count > 0 {
-            c.in_flight += 1;
-        } else {
-            c.delayed += 1;
+    let prefix = state::qid_prefix(&qid);
+    let end = virga_store::prefix_end(&prefix);
+    loop {
+        let done = s.store.transact(|t| {
+            let rows = t.scan(
+                state::MESSAGES,
+                Bound::Included(&prefix),
+                end.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
+                100,
+                false,
+            )?;
+            let full = rows.len() == 100;
+            for (k, raw) in rows {
+                let m: Message = state::decode(&raw)?;
+                if m.sent_ms + retention > now {
+                    return Ok(true);
+                }
+                t.delete(state::MESSAGES, &k)?;
+                state::unindex(t, &qid, &m)?;
+            }
+            Ok(!full)
+        })?;
+        if done {
+            return Ok(());
         }
     }
-    Ok(c)
+}
+
+/// Visible, in-flight and delayed counts: four index range counts, no message reads.
+fn count_messages(s: &Sqs, q: &Queue) -> AwsResult<Counts> {
+    purge_expired(s, q)?;
+    let qid = q.id();
+    let start = state::vis_key(&qid, 0, 0);
+    let split = state::vis_key(&qid, s.clock.now_millis() + 1, 0);
+    let end = virga_store::prefix_end(&state::qid_prefix(&qid));
+    let end = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+    s.store.read(|r| {
+        let now_new = r.count(
+            state::VISIBLE,
+            Bound::Included(&start),
+            Bound::Excluded(&split),
+        )?;
+        let now_seen = r.count(
+            state::VISIBLE_SEEN,
+            Bound::Included(&start),
+            Bound::Excluded(&split),
+        )?;
+        let delayed = r.count(state::VISIBLE, Bound::Included(&split), end)?;
+        let in_flight = r.count(state::VISIBLE_SEEN, Bound::Included(&split), end)?;
+        Ok(Counts {
+            visible: now_new + now_seen,
+            in_flight,
+            delayed,
+        })
+    })
 }
 
 fn get_queue_attributes(s: &Sqs, ctx: &RequestContext, i: &Input) -> AwsResult<Output> {
@@ -916,13 +949,7 @@ fn send_one(s: &Sqs, ctx: &RequestContext, q: &Queue, m: Outgoing) -> AwsResult<
             &state::msg_key(&qid, seq),
             &state::encode(&msg)?,
         )?;
-        if !fifo {
-            t.put(
-                state::VISIBLE,
-                &state::vis_key(&qid, msg.visible_at_ms, seq),
-                b"",
-            )?;
-        }
+        state::index(t, &qid, &msg)?;
         Ok((msg.id.clone(), seq))
     })?;
     s.wake(&qid);
@@ -1258,9 +1285,7 @@ fn append_message(s: &Sqs, t: &mut dyn KvTxn, dest: &Queue, mut m: Message) -> A
         &state::msg_key(&qid, seq),
         &state::encode(&m)?,
     )?;
-    if !dest.fifo() {
-        t.put(state::VISIBLE, &state::vis_key(&qid, now, seq), b"")?;
-    }
+    state::index(t, &qid, &m)?;
     Ok(())
 }
 
@@ -1297,13 +1322,19 @@ fn candidates(
     if !q.fifo() {
         let start = state::vis_key(&qid, 0, 0);
         let end = state::vis_key(&qid, now + 1, 0);
-        let rows = t.scan(
-            state::VISIBLE,
-            Bound::Included(&start),
-            Bound::Excluded(&end),
-            limit * 4 + 10,
-            false,
-        )?;
+        // Visible messages from both indexes, earliest first.
+        let mut rows = Vec::new();
+        for table in [state::VISIBLE, state::VISIBLE_SEEN] {
+            rows.extend(t.scan(
+                table,
+                Bound::Included(&start),
+                Bound::Excluded(&end),
+                limit * 4 + 10,
+                false,
+            )?);
+        }
+        rows.sort();
+        rows.truncate(limit * 4 + 10);
         for (k, _) in rows {
             let seq = u64::from_be_bytes(k[k.len() - 8..].try_into().unwrap_or([0; 8]));
             if let Some(raw) = t.get(state::MESSAGES, &state::msg_key(&qid, seq))? {
@@ -1360,20 +1391,16 @@ fn try_receive(
             if delivered.len() >= max {
                 break;
             }
-            let old_vis = state::vis_key(&qid, m.visible_at_ms, m.seq);
             if m.sent_ms + retention <= now {
                 t.delete(state::MESSAGES, &state::msg_key(&qid, m.seq))?;
-                t.delete(state::VISIBLE, &old_vis)?;
+                state::unindex(t, &qid, &m)?;
                 continue;
             }
             if let Some((arn, max_count)) = &redrive {
-                if m.receive_count >= *max_count {
-                    let seq = m.seq;
-                    if move_to_dlq(s, t, arn, q, m.clone())? {
-                        t.delete(state::MESSAGES, &state::msg_key(&qid, seq))?;
-                        t.delete(state::VISIBLE, &old_vis)?;
-                        continue;
-                    }
+                if m.receive_count >= *max_count && move_to_dlq(s, t, arn, q, m.clone())? {
+                    t.delete(state::MESSAGES, &state::msg_key(&qid, m.seq))?;
+                    state::unindex(t, &qid, &m)?;
+                    continue;
                 }
             }
             if q.fifo() {
@@ -1384,6 +1411,7 @@ fn try_receive(
                 }
                 groups_taken.insert(g);
             }
+            state::unindex(t, &qid, &m)?;
             m.receive_count += 1;
             m.first_receive_ms.get_or_insert(now);
             m.visible_at_ms = now + vt * 1000;
@@ -1394,14 +1422,7 @@ fn try_receive(
                 &state::msg_key(&qid, m.seq),
                 &state::encode(&m)?,
             )?;
-            if !q.fifo() {
-                t.delete(state::VISIBLE, &old_vis)?;
-                t.put(
-                    state::VISIBLE,
-                    &state::vis_key(&qid, m.visible_at_ms, m.seq),
-                    b"",
-                )?;
-            }
+            state::index(t, &qid, &m)?;
             let mut out = json!({
                 "MessageId": m.id, "ReceiptHandle": handle, "MD5OfBody": m.md5_body, "Body": m.body,
             });
@@ -1420,24 +1441,34 @@ fn try_receive(
     })
 }
 
-/// When the next message of a standard queue becomes visible (ms), if any is pending.
+/// When the next message that is not visible yet (delayed or in flight) becomes
+/// visible, in ms; what is visible already but not deliverable (a blocked FIFO group)
+/// wakes receivers when it is deleted.
 fn next_visible(s: &Sqs, q: &Queue) -> Option<i64> {
     let qid = q.id();
-    let start = state::vis_key(&qid, 0, 0);
+    let start = state::vis_key(&qid, s.clock.now_millis() + 1, 0);
     let end = virga_store::prefix_end(&state::qid_prefix(&qid));
-    let rows = s
-        .store
-        .read(|r| {
-            r.scan(
-                state::VISIBLE,
-                Bound::Included(&start),
-                end.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
-                1,
-                false,
-            )
-        })
-        .ok()?;
-    let (k, _) = rows.first()?;
+    let mut first: Option<Vec<u8>> = None;
+    for table in [state::VISIBLE, state::VISIBLE_SEEN] {
+        let rows = s
+            .store
+            .read(|r| {
+                r.scan(
+                    table,
+                    Bound::Included(&start),
+                    end.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
+                    1,
+                    false,
+                )
+            })
+            .ok()?;
+        if let Some((k, _)) = rows.into_iter().next() {
+            if first.as_ref().is_none_or(|f| k < *f) {
+                first = Some(k);
+            }
+        }
+    }
+    let k = first?;
     let n = k.len();
     if n < 16 {
         return None;
@@ -1545,11 +1576,8 @@ fn delete_one(s: &Sqs, q: &Queue, handle: &str) -> AwsResult<()> {
             }
             return Ok(());
         }
-        t.delete(state::MESSAGES, &state::msg_key(&qid, m.seq))?;
-        t.delete(
-            state::VISIBLE,
-            &state::vis_key(&qid, m.visible_at_ms, m.seq),
-        )
+                t.delete(state::MESSAGES, &state::msg_key(&qid, m.seq))?;
+        state::unindex(t, &qid, &m)
     })?;
     // A FIFO group may be unblocked.
     s.wake(&qid);
@@ -1600,22 +1628,14 @@ fn change_one(s: &Sqs, q: &Queue, handle: &str, vt: Option<i64>) -> AwsResult<()
                 "Message does not exist or is not available for visibility timeout change.",
             ));
         };
-        let old = state::vis_key(&qid, m.visible_at_ms, m.seq);
+        state::unindex(t, &qid, &m)?;
         m.visible_at_ms = now + vt * 1000;
         t.put(
             state::MESSAGES,
             &state::msg_key(&qid, m.seq),
             &state::encode(&m)?,
         )?;
-        if !q.fifo() {
-            t.delete(state::VISIBLE, &old)?;
-            t.put(
-                state::VISIBLE,
-                &state::vis_key(&qid, m.visible_at_ms, m.seq),
-                b"",
-            )?;
-        }
-        Ok(())
+        state::index(t, &qid, &m)
     })?;
     if vt == 0 {
         s.wake(&qid);
@@ -1732,8 +1752,8 @@ fn start_move_task(s: &Sqs, i: &Input) -> AwsResult<Output> {
                 failure = Some("The message's source queue no longer exists".to_string());
                 continue;
             };
-            t.delete(state::MESSAGES, &state::msg_key(&qid, m.seq))?;
-            t.delete(state::VISIBLE, &state::vis_key(&qid, m.visible_at_ms, m.seq))?;
+                        t.delete(state::MESSAGES, &state::msg_key(&qid, m.seq))?;
+            state::unindex(t, &qid, &m)?;
             m.origin = None;
             m.receive_count = 0;
             append_message(s, t, &target, m)?;

@@ -4,7 +4,8 @@
 //! |-----------|------------------------------|-------|
 //! | sqs.queue | (region, account, name)      | [`Queue`] |
 //! | sqs.msg   | (queue id, seq)              | [`Message`], in send order (FIFO order) |
-//! | sqs.vis   | (queue id, visible at ms, seq) | empty: the receive index of standard queues |
+//! | sqs.vis   | (queue id, visible at ms, seq) | empty: never-received messages by visibility time |
+//! | sqs.vis.seen | (queue id, visible at ms, seq) | empty: received messages by visibility time |
 //! | sqs.dedup | (queue id, deduplication id) | [`Dedup`]: FIFO deduplication window |
 //!
 //! A queue id is `region/account/name`.
@@ -18,6 +19,9 @@ use virga_store::KeyBuf;
 pub const QUEUES: &str = "sqs.queue";
 pub const MESSAGES: &str = "sqs.msg";
 pub const VISIBLE: &str = "sqs.vis";
+/// Like `sqs.vis`, for messages received at least once: counting both by visibility
+/// time gives the visible, in-flight and delayed numbers without reading messages.
+pub const VISIBLE_SEEN: &str = "sqs.vis.seen";
 pub const DEDUP: &str = "sqs.dedup";
 pub const TASKS: &str = "sqs.task";
 
@@ -142,4 +146,23 @@ pub fn dedup_key(qid: &str, id: &str) -> Vec<u8> {
 
 pub fn qid_prefix(qid: &str) -> Vec<u8> {
     KeyBuf::new().str(qid).into_vec()
+}
+
+/// The visibility index a message belongs in.
+pub fn vis_table(m: &Message) -> &'static str {
+    if m.receive_count > 0 {
+        VISIBLE_SEEN
+    } else {
+        VISIBLE
+    }
+}
+
+/// Adds `m` (as it is now) to its queue's visibility index.
+pub fn index(t: &mut dyn virga_store::KvTxn, qid: &str, m: &Message) -> AwsResult<()> {
+    t.put(vis_table(m), &vis_key(qid, m.visible_at_ms, m.seq), b"")
+}
+
+/// Removes `m` (as it was stored) from its queue's visibility index.
+pub fn unindex(t: &mut dyn virga_store::KvTxn, qid: &str, m: &Message) -> AwsResult<()> {
+    t.delete(vis_table(m), &vis_key(qid, m.visible_at_ms, m.seq))
 }

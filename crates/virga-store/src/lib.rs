@@ -43,6 +43,8 @@ pub trait KvRead {
         limit: usize,
         reverse: bool,
     ) -> AwsResult<Vec<Row>>;
+    /// How many rows lie between the bounds (an index count, without reading values).
+    fn count(&self, table: &str, start: Bound<&[u8]>, end: Bound<&[u8]>) -> AwsResult<u64>;
 }
 
 /// A transaction: reads see its own writes; all of it commits or none.

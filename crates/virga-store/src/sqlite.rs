@@ -185,29 +185,7 @@ impl KvRead for Conn<'_> {
         reverse: bool,
     ) -> AwsResult<Vec<Row>> {
         let mut sql = format!("SELECT k, v FROM {} WHERE tbl = ?1", physical(table));
-        let mut args: Vec<&[u8]> = Vec::new();
-        match start {
-            Bound::Included(s) => {
-                args.push(s);
-                sql.push_str(&format!(" AND k >= ?{}", args.len() + 1));
-            }
-            Bound::Excluded(s) => {
-                args.push(s);
-                sql.push_str(&format!(" AND k > ?{}", args.len() + 1));
-            }
-            Bound::Unbounded => {}
-        }
-        match end {
-            Bound::Included(e) => {
-                args.push(e);
-                sql.push_str(&format!(" AND k <= ?{}", args.len() + 1));
-            }
-            Bound::Excluded(e) => {
-                args.push(e);
-                sql.push_str(&format!(" AND k < ?{}", args.len() + 1));
-            }
-            Bound::Unbounded => {}
-        }
+        let args = Conn::bounds(start, end, &mut sql);
         sql.push_str(if reverse {
             " ORDER BY k DESC"
         } else {
@@ -223,6 +201,46 @@ impl KvRead for Conn<'_> {
             .query_map(params.as_slice(), |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(db_err)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
+    }
+
+    fn count(&self, table: &str, start: Bound<&[u8]>, end: Bound<&[u8]>) -> AwsResult<u64> {
+        self.count_rows(table, start, end)
+    }
+}
+
+impl Conn<'_> {
+    /// ` AND k >= ?n ...` for the bounds, with their arguments.
+    fn bounds<'b>(start: Bound<&'b [u8]>, end: Bound<&'b [u8]>, sql: &mut String) -> Vec<&'b [u8]> {
+        let mut args: Vec<&[u8]> = Vec::new();
+        for (b, incl, excl) in [(start, ">=", ">"), (end, "<=", "<")] {
+            match b {
+                Bound::Included(k) => {
+                    args.push(k);
+                    sql.push_str(&format!(" AND k {incl} ?{}", args.len() + 1));
+                }
+                Bound::Excluded(k) => {
+                    args.push(k);
+                    sql.push_str(&format!(" AND k {excl} ?{}", args.len() + 1));
+                }
+                Bound::Unbounded => {}
+            }
+        }
+        args
+    }
+}
+
+impl Conn<'_> {
+    fn count_rows(&self, table: &str, start: Bound<&[u8]>, end: Bound<&[u8]>) -> AwsResult<u64> {
+        let mut sql = format!("SELECT COUNT(*) FROM {} WHERE tbl = ?1", physical(table));
+        let args = Conn::bounds(start, end, &mut sql);
+        let mut stmt = self.0.prepare_cached(&sql).map_err(db_err)?;
+        let mut params: Vec<&dyn rusqlite::ToSql> = vec![&table];
+        for a in &args {
+            params.push(a);
+        }
+        stmt.query_row(params.as_slice(), |r| r.get::<_, i64>(0))
+            .map(|n| n.max(0) as u64)
+            .map_err(db_err)
     }
 }
 
@@ -329,6 +347,10 @@ mod tests {
             .read(|r| r.scan("t", Bound::Unbounded, Bound::Unbounded, 2, true))
             .unwrap();
         assert_eq!(rows[0].0, b"d");
+        let n = s
+            .read(|r| r.count("t", Bound::Included(b"b"), Bound::Excluded(b"d")))
+            .unwrap();
+        assert_eq!(n, 2);
         assert_eq!(rows.len(), 2);
         assert_eq!(s.read(|r| r.get("t", b"e")).unwrap(), None);
         s.transact(|t| t.delete("t", b"a")).unwrap();
