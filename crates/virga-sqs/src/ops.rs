@@ -397,6 +397,7 @@ fn drop_messages(t: &mut dyn KvTxn, qid: &str) -> AwsResult<()> {
         state::MESSAGES,
         state::VISIBLE,
         state::VISIBLE_SEEN,
+        state::GROUPS,
         state::DEDUP,
     ] {
         loop {
@@ -461,7 +462,7 @@ fn purge_expired(s: &Sqs, q: &Queue) -> AwsResult<()> {
                     return Ok(true);
                 }
                 t.delete(state::MESSAGES, &k)?;
-                state::unindex(t, &qid, &m)?;
+                state::remove_indexes(t, &qid, &m)?;
             }
             Ok(!full)
         })?;
@@ -949,7 +950,7 @@ fn send_one(s: &Sqs, ctx: &RequestContext, q: &Queue, m: Outgoing) -> AwsResult<
             &state::msg_key(&qid, seq),
             &state::encode(&msg)?,
         )?;
-        state::index(t, &qid, &msg)?;
+        state::insert_indexes(t, &qid, &msg)?;
         Ok((msg.id.clone(), seq))
     })?;
     s.wake(&qid);
@@ -1285,7 +1286,7 @@ fn append_message(s: &Sqs, t: &mut dyn KvTxn, dest: &Queue, mut m: Message) -> A
         &state::msg_key(&qid, seq),
         &state::encode(&m)?,
     )?;
-    state::index(t, &qid, &m)?;
+    state::insert_indexes(t, &qid, &m)?;
     Ok(())
 }
 
@@ -1344,29 +1345,49 @@ fn candidates(
         return Ok(out);
     }
     let _ = s;
+    // FIFO: visit each message group's head in turn; a group whose head is in flight
+    // (or delayed) is skipped whole with one seek.
     let end = virga_store::prefix_end(&prefix);
-    let rows = t.scan(
-        state::MESSAGES,
-        Bound::Included(&prefix),
-        end.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
-        usize::MAX,
-        false,
-    )?;
-    let mut blocked: HashSet<String> = HashSet::new();
-    for (_, raw) in rows {
-        let m: Message = state::decode(&raw)?;
-        let group = m.group.clone().unwrap_or_default();
-        if blocked.contains(&group) {
-            continue;
-        }
-        if m.visible_at_ms > now {
-            // In flight or delayed: later messages of its group must wait.
-            blocked.insert(group);
-            continue;
-        }
-        out.push(m);
-        if out.len() >= limit * 4 + 10 {
+    let end = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+    let mut cursor = prefix.clone();
+    let want = limit * 4 + 10;
+    while out.len() < want {
+        let Some((head_key, _)) = t
+            .scan(state::GROUPS, Bound::Included(&cursor), end, 1, false)?
+            .into_iter()
+            .next()
+        else {
             break;
+        };
+        let parts = virga_store::key::decode_parts(&head_key[..head_key.len() - 8]);
+        let group = parts
+            .get(1)
+            .map(|g| String::from_utf8_lossy(g).into_owned())
+            .unwrap_or_default();
+        let gp = state::group_prefix(&qid, &group);
+        let gend = virga_store::prefix_end(&gp);
+        let rows = t.scan(
+            state::GROUPS,
+            Bound::Included(&gp),
+            gend.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
+            want - out.len(),
+            false,
+        )?;
+        for (k, _) in rows {
+            let seq = u64::from_be_bytes(k[k.len() - 8..].try_into().unwrap_or([0; 8]));
+            let Some(raw) = t.get(state::MESSAGES, &state::msg_key(&qid, seq))? else {
+                continue;
+            };
+            let m: Message = state::decode(&raw)?;
+            if m.visible_at_ms > now {
+                // In flight or delayed: the rest of its group waits.
+                break;
+            }
+            out.push(m);
+        }
+        match gend {
+            Some(e) => cursor = e,
+            None => break,
         }
     }
     Ok(out)
@@ -1393,13 +1414,13 @@ fn try_receive(
             }
             if m.sent_ms + retention <= now {
                 t.delete(state::MESSAGES, &state::msg_key(&qid, m.seq))?;
-                state::unindex(t, &qid, &m)?;
+                state::remove_indexes(t, &qid, &m)?;
                 continue;
             }
             if let Some((arn, max_count)) = &redrive {
                 if m.receive_count >= *max_count && move_to_dlq(s, t, arn, q, m.clone())? {
                     t.delete(state::MESSAGES, &state::msg_key(&qid, m.seq))?;
-                    state::unindex(t, &qid, &m)?;
+                    state::remove_indexes(t, &qid, &m)?;
                     continue;
                 }
             }
@@ -1576,8 +1597,8 @@ fn delete_one(s: &Sqs, q: &Queue, handle: &str) -> AwsResult<()> {
             }
             return Ok(());
         }
-                t.delete(state::MESSAGES, &state::msg_key(&qid, m.seq))?;
-        state::unindex(t, &qid, &m)
+                        t.delete(state::MESSAGES, &state::msg_key(&qid, m.seq))?;
+        state::remove_indexes(t, &qid, &m)
     })?;
     // A FIFO group may be unblocked.
     s.wake(&qid);
@@ -1752,8 +1773,8 @@ fn start_move_task(s: &Sqs, i: &Input) -> AwsResult<Output> {
                 failure = Some("The message's source queue no longer exists".to_string());
                 continue;
             };
-                        t.delete(state::MESSAGES, &state::msg_key(&qid, m.seq))?;
-            state::unindex(t, &qid, &m)?;
+                                    t.delete(state::MESSAGES, &state::msg_key(&qid, m.seq))?;
+            state::remove_indexes(t, &qid, &m)?;
             m.origin = None;
             m.receive_count = 0;
             append_message(s, t, &target, m)?;

@@ -22,6 +22,9 @@ pub const VISIBLE: &str = "sqs.vis";
 /// Like `sqs.vis`, for messages received at least once: counting both by visibility
 /// time gives the visible, in-flight and delayed numbers without reading messages.
 pub const VISIBLE_SEEN: &str = "sqs.vis.seen";
+/// FIFO messages by (queue, group, seq): a receive visits each group's head instead
+/// of every message.
+pub const GROUPS: &str = "sqs.fifo";
 pub const DEDUP: &str = "sqs.dedup";
 pub const TASKS: &str = "sqs.task";
 
@@ -165,4 +168,33 @@ pub fn index(t: &mut dyn virga_store::KvTxn, qid: &str, m: &Message) -> AwsResul
 /// Removes `m` (as it was stored) from its queue's visibility index.
 pub fn unindex(t: &mut dyn virga_store::KvTxn, qid: &str, m: &Message) -> AwsResult<()> {
     t.delete(vis_table(m), &vis_key(qid, m.visible_at_ms, m.seq))
+}
+
+pub fn group_prefix(qid: &str, group: &str) -> Vec<u8> {
+    KeyBuf::new().str(qid).str(group).into_vec()
+}
+
+fn group_key(qid: &str, m: &Message) -> Option<Vec<u8>> {
+    // FIFO messages always carry a deduplication id; standard ones never do.
+    m.dedup.as_ref()?;
+    let group = m.group.as_deref().unwrap_or("");
+    Some(KeyBuf::new().str(qid).str(group).u64(m.seq).into_vec())
+}
+
+/// Records a new message in the queue's indexes.
+pub fn insert_indexes(t: &mut dyn virga_store::KvTxn, qid: &str, m: &Message) -> AwsResult<()> {
+    index(t, qid, m)?;
+    if let Some(k) = group_key(qid, m) {
+        t.put(GROUPS, &k, b"")?;
+    }
+    Ok(())
+}
+
+/// Removes a deleted message from the queue's indexes.
+pub fn remove_indexes(t: &mut dyn virga_store::KvTxn, qid: &str, m: &Message) -> AwsResult<()> {
+    unindex(t, qid, m)?;
+    if let Some(k) = group_key(qid, m) {
+        t.delete(GROUPS, &k)?;
+    }
+    Ok(())
 }
