@@ -55,3 +55,26 @@ impl ServiceModel {
         self.get().map(|(_, r)| r)
     }
 }
+
+/// A map member of a parsed input as strings (SQS and SNS attributes and tags), with
+/// non-string values in their JSON form.
+pub fn string_map(
+    input: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+) -> std::collections::BTreeMap<String, String> {
+    input
+        .get(name)
+        .and_then(|a| a.as_object())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let text = v
+                        .as_str()
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| v.to_string());
+                    (k.clone(), text)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

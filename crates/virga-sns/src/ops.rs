@@ -85,21 +85,7 @@ fn s<'a>(i: &'a Input, name: &str) -> Option<&'a str> {
 }
 
 fn string_map(i: &Input, name: &str) -> BTreeMap<String, String> {
-    i.get(name)
-        .and_then(|a| a.as_object())
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_str()
-                            .map(|s| s.to_string())
-                            .unwrap_or_else(|| v.to_string()),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    virga_protocol::string_map(i, name)
 }
 
 pub async fn call(sns: &Sns, ctx: &RequestContext, op: &str, i: Input) -> AwsResult<Output> {

@@ -226,21 +226,7 @@ fn check_attributes(attrs: &BTreeMap<String, String>, fifo: bool, creating: bool
 }
 
 fn attribute_map(i: &Input, name: &str) -> BTreeMap<String, String> {
-    i.get(name)
-        .and_then(|a| a.as_object())
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_str()
-                            .map(|s| s.to_string())
-                            .unwrap_or_else(|| v.to_string()),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    virga_protocol::string_map(i, name)
 }
 
 fn valid_queue_name(name: &str, fifo: bool) -> bool {
@@ -1611,22 +1597,31 @@ fn delete_message(s: &Sqs, ctx: &RequestContext, i: &Input) -> AwsResult<Output>
     Ok(Map::new())
 }
 
-fn delete_message_batch(s: &Sqs, ctx: &RequestContext, i: &Input) -> AwsResult<Output> {
-    let q = queue_from(s, ctx, i)?;
-    let entries = batch_entries(i)?;
+/// Runs `each` on every entry of a batch request, collecting successes and failures.
+fn run_batch(
+    i: &Input,
+    mut each: impl FnMut(&Map<String, Value>) -> AwsResult<()>,
+) -> AwsResult<Output> {
     let (mut ok, mut failed) = (Vec::new(), Vec::new());
-    for e in &entries {
+    for e in &batch_entries(i)? {
         let id = e.get("Id").and_then(|v| v.as_str()).unwrap_or("");
-        let handle = e
-            .get("ReceiptHandle")
-            .and_then(|v| v.as_str())
-            .unwrap_or("");
-        match delete_one(s, &q, handle) {
-            Ok(()) => ok.push(json!({"Id": id})),
+        match each(e) {
+            Ok(()) => ok.push(json!({ "Id": id })),
             Err(err) => failed.push(failure(id, &err)),
         }
     }
     Ok(batch_output(ok, failed))
+}
+
+fn receipt_of(e: &Map<String, Value>) -> &str {
+    e.get("ReceiptHandle")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+}
+
+fn delete_message_batch(s: &Sqs, ctx: &RequestContext, i: &Input) -> AwsResult<Output> {
+    let q = queue_from(s, ctx, i)?;
+    run_batch(i, |e| delete_one(s, &q, receipt_of(e)))
 }
 
 fn change_one(s: &Sqs, q: &Queue, handle: &str, vt: Option<i64>) -> AwsResult<()> {
@@ -1677,25 +1672,14 @@ fn change_visibility(s: &Sqs, ctx: &RequestContext, i: &Input) -> AwsResult<Outp
 
 fn change_visibility_batch(s: &Sqs, ctx: &RequestContext, i: &Input) -> AwsResult<Output> {
     let q = queue_from(s, ctx, i)?;
-    let entries = batch_entries(i)?;
-    let (mut ok, mut failed) = (Vec::new(), Vec::new());
-    for e in &entries {
-        let id = e.get("Id").and_then(|v| v.as_str()).unwrap_or("");
-        let handle = e
-            .get("ReceiptHandle")
-            .and_then(|v| v.as_str())
-            .unwrap_or("");
-        match change_one(
+    run_batch(i, |e| {
+        change_one(
             s,
             &q,
-            handle,
+            receipt_of(e),
             e.get("VisibilityTimeout").and_then(|v| v.as_i64()),
-        ) {
-            Ok(()) => ok.push(json!({"Id": id})),
-            Err(err) => failed.push(failure(id, &err)),
-        }
-    }
-    Ok(batch_output(ok, failed))
+        )
+    })
 }
 
 // ------------------------------------------------------------------ move tasks
