@@ -21,11 +21,15 @@ use crate::state::BlobPart;
 pub const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// The flexible checksum algorithms S3 stores and returns.
-pub const ALGORITHMS: [&str; 4] = ["CRC32", "CRC32C", "SHA1", "SHA256"];
+pub const ALGORITHMS: [&str; 5] = ["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"];
+
+/// CRC-64/NVME, the algorithm S3 uses by default for new objects.
+pub static CRC64NVME: crc::Crc<u64> = crc::Crc::<u64>::new(&crc::CRC_64_NVME);
 
 enum Checksum {
     Crc32(crc32fast::Hasher),
     Crc32c(u32),
+    Crc64(crc::Digest<'static, u64>),
     Sha1(sha1::Sha1),
     Sha256(sha2::Sha256),
 }
@@ -35,6 +39,7 @@ impl Checksum {
         Some(match alg {
             "CRC32" => Checksum::Crc32(crc32fast::Hasher::new()),
             "CRC32C" => Checksum::Crc32c(0),
+            "CRC64NVME" => Checksum::Crc64(CRC64NVME.digest()),
             "SHA1" => Checksum::Sha1(sha1::Sha1::new()),
             "SHA256" => Checksum::Sha256(sha2::Sha256::new()),
             _ => return None,
@@ -45,6 +50,7 @@ impl Checksum {
         match self {
             Checksum::Crc32(h) => h.update(data),
             Checksum::Crc32c(c) => *c = crc32c::crc32c_append(*c, data),
+            Checksum::Crc64(d) => d.update(data),
             Checksum::Sha1(h) => h.update(data),
             Checksum::Sha256(h) => h.update(data),
         }
@@ -54,6 +60,7 @@ impl Checksum {
         match self {
             Checksum::Crc32(h) => B64.encode(h.finalize().to_be_bytes()),
             Checksum::Crc32c(c) => B64.encode(c.to_be_bytes()),
+            Checksum::Crc64(d) => B64.encode(d.finalize().to_be_bytes()),
             Checksum::Sha1(h) => B64.encode(h.finalize()),
             Checksum::Sha256(h) => B64.encode(h.finalize()),
         }
@@ -401,4 +408,23 @@ impl HttpBody for BlobBody {
 
 pub fn blob_body(blobs: Arc<dyn BlobStore>, parts: &[BlobPart], start: u64, len: u64) -> Body {
     BlobBody::new(blobs, parts, start, len).boxed_unsync()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksums_match_their_check_values() {
+        // The catalog's check values for "123456789".
+        let check = |alg: &str| {
+            let mut c = Checksum::new(alg).unwrap();
+            c.update(b"123456789");
+            B64.decode(c.finish()).unwrap()
+        };
+        assert_eq!(check("CRC32"), 0xCBF43926u32.to_be_bytes());
+        assert_eq!(check("CRC32C"), 0xE3069283u32.to_be_bytes());
+        assert_eq!(check("CRC64NVME"), 0xAE8B14860A799888u64.to_be_bytes());
+        assert!(Checksum::new("MD4").is_none());
+    }
 }

@@ -107,8 +107,8 @@ pub async fn create(s3: &S3, c: Call) -> AwsResult<Out> {
     })?;
     let mut out = json!({"Bucket": bucket, "Key": key, "UploadId": u.upload_id});
     if let Some(a) = algorithm {
+        out["ChecksumType"] = json!(checksum_type_of(&a));
         out["ChecksumAlgorithm"] = json!(a);
-        out["ChecksumType"] = json!("COMPOSITE");
     }
     Ok(Out::value(out))
 }
@@ -283,7 +283,7 @@ pub fn list_parts(s3: &S3, c: Call) -> AwsResult<Out> {
     }
     if let Some(a) = &upload.checksum_algorithm {
         out["ChecksumAlgorithm"] = json!(a);
-        out["ChecksumType"] = json!("COMPOSITE");
+        out["ChecksumType"] = json!(checksum_type_of(a));
     }
     Ok(Out::value(out))
 }
@@ -367,16 +367,28 @@ pub async fn complete(s3: &S3, c: Call) -> AwsResult<Out> {
                 concat.extend(B64.decode(v).unwrap_or_default());
             }
         }
-        let digest = match alg.as_str() {
-            "CRC32" => crc32fast::hash(&concat).to_be_bytes().to_vec(),
-            "CRC32C" => crc32c::crc32c(&concat).to_be_bytes().to_vec(),
-            "SHA1" => sha1::Sha1::digest(&concat).to_vec(),
-            _ => sha2::Sha256::digest(&concat).to_vec(),
-        };
-        checksums.push((
-            alg.clone(),
-            format!("{}-{}", B64.encode(digest), chosen.len()),
-        ));
+        if alg == "CRC64NVME" {
+            // CRC64NVME is a full-object checksum on S3, even for multipart objects.
+            let parts: Vec<BlobPart> = chosen
+                .iter()
+                .map(|p| BlobPart {
+                    blob: p.blob.clone(),
+                    size: p.size,
+                })
+                .collect();
+            checksums.push((alg.clone(), full_object_crc64(s3, parts).await?));
+        } else {
+            let digest = match alg.as_str() {
+                "CRC32" => crc32fast::hash(&concat).to_be_bytes().to_vec(),
+                "CRC32C" => crc32c::crc32c(&concat).to_be_bytes().to_vec(),
+                "SHA1" => sha1::Sha1::digest(&concat).to_vec(),
+                _ => sha2::Sha256::digest(&concat).to_vec(),
+            };
+            checksums.push((
+                alg.clone(),
+                format!("{}-{}", B64.encode(digest), chosen.len()),
+            ));
+        }
     }
     let used: Vec<String> = chosen.iter().map(|p| p.blob.clone()).collect();
     let v = ObjectVersion {
@@ -386,7 +398,9 @@ pub async fn complete(s3: &S3, c: Call) -> AwsResult<Out> {
         last_modified: s3.clock.now_secs_f64().floor(),
         headers: upload.headers.clone(),
         metadata: upload.metadata.clone(),
-        checksum_type: (!checksums.is_empty()).then(|| "COMPOSITE".to_string()),
+        checksum_type: checksums
+            .first()
+            .map(|(a, _)| checksum_type_of(a).to_string()),
         checksums,
         tags: upload.tags.clone(),
         parts: chosen
@@ -431,6 +445,39 @@ pub async fn complete(s3: &S3, c: Call) -> AwsResult<Out> {
         out["ChecksumType"] = json!(t);
     }
     Ok(Out::value(out))
+}
+
+/// How a multipart object's checksum is formed: CRC64NVME only as a full-object
+/// checksum, the others as a checksum of the parts' checksums.
+fn checksum_type_of(algorithm: &str) -> &'static str {
+    if algorithm == "CRC64NVME" {
+        "FULL_OBJECT"
+    } else {
+        "COMPOSITE"
+    }
+}
+
+/// CRC64NVME of the whole object made of `parts`, read back from the blobs.
+async fn full_object_crc64(s3: &S3, parts: Vec<BlobPart>) -> AwsResult<String> {
+    let blobs = s3.blobs.clone();
+    tokio::task::spawn_blocking(move || -> AwsResult<String> {
+        let mut digest = crate::body::CRC64NVME.digest();
+        let mut buf = vec![0u8; 1 << 20];
+        for p in &parts {
+            let mut r = blobs.open(&p.blob, 0, p.size)?;
+            loop {
+                let n = std::io::Read::read(&mut r, &mut buf)
+                    .map_err(|e| AwsError::internal(format!("read: {e}")))?;
+                if n == 0 {
+                    break;
+                }
+                digest.update(&buf[..n]);
+            }
+        }
+        Ok(B64.encode(digest.finalize().to_be_bytes()))
+    })
+    .await
+    .map_err(|e| AwsError::internal(format!("checksum task: {e}")))?
 }
 
 pub async fn abort(s3: &S3, c: Call) -> AwsResult<Out> {
