@@ -55,6 +55,19 @@ pub struct Bucket {
     pub public_access_block: Option<Value>,
     #[serde(default)]
     pub acl: Option<String>,
+    #[serde(default)]
+    pub accelerate: Option<Value>,
+    #[serde(default)]
+    pub request_payment: Option<Value>,
+    #[serde(default)]
+    pub logging: Option<Value>,
+    #[serde(default)]
+    pub replication: Option<Value>,
+    #[serde(default)]
+    pub object_lock: Option<Value>,
+    /// Created with `x-amz-bucket-object-lock-enabled: true`.
+    #[serde(default)]
+    pub object_lock_enabled: bool,
 }
 
 /// A stored piece of an object's body.

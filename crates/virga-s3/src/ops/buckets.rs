@@ -130,6 +130,7 @@ pub fn create_bucket(s3: &S3, c: Call) -> AwsResult<Out> {
             versioning: versioning_locked.then(|| "Enabled".to_string()),
             acl: acl.clone(),
             ownership: ownership.clone(),
+            object_lock_enabled: versioning_locked,
             ..Default::default()
         };
         state::put_bucket(t, &b)

@@ -246,6 +246,8 @@ struct ConfigSpec {
     missing: fn(&str) -> AwsError,
     validate: fn(&Value) -> AwsResult<Value>,
     output_payload: bool,
+    /// What a Get answers when none is set, if not the `missing` error.
+    default: Option<fn(&Bucket) -> Option<Value>>,
 }
 
 /// Put/Get/Delete of a configuration kept as one value on the bucket.
@@ -256,6 +258,7 @@ fn simple_config(s3: &S3, op: &str, c: Call, spec: ConfigSpec) -> AwsResult<Out>
         missing,
         validate,
         output_payload,
+        default,
     } = spec;
     if op.starts_with("Put") {
         let v = c.input.get(payload).cloned().unwrap_or(Value::Null);
@@ -274,7 +277,8 @@ fn simple_config(s3: &S3, op: &str, c: Call, spec: ConfigSpec) -> AwsResult<Out>
     } else {
         let mut b = bucket(s3, &c)?;
         let name = b.name.clone();
-        match field(&mut b).take() {
+        let value = field(&mut b).take().or_else(|| default.and_then(|d| d(&b)));
+        match value {
             Some(v) if output_payload => Ok(Out::value(json!({ payload: v }))),
             Some(v) => Ok(Out::value(v)),
             None => Err(missing(&name)),
@@ -328,6 +332,7 @@ pub fn cors(s3: &S3, op: &str, c: Call) -> AwsResult<Out> {
                 Ok(v.clone())
             },
             output_payload: false,
+            default: None,
         },
     )
 }
@@ -394,6 +399,7 @@ pub fn lifecycle(s3: &S3, op: &str, c: Call) -> AwsResult<Out> {
                 Ok(json!({ "Rules": out }))
             },
             output_payload: false,
+            default: None,
         },
     )
 }
@@ -482,6 +488,7 @@ pub fn website(s3: &S3, op: &str, c: Call) -> AwsResult<Out> {
                 Ok(v.clone())
             },
             output_payload: false,
+            default: None,
         },
     )
 }
@@ -507,6 +514,7 @@ pub fn encryption(s3: &S3, op: &str, c: Call) -> AwsResult<Out> {
             missing: |_| AwsError::internal("unreachable"),
             validate: |v| Ok(v.clone()),
             output_payload: true,
+            default: None,
         },
     )
 }
@@ -529,6 +537,7 @@ pub fn ownership(s3: &S3, op: &str, c: Call) -> AwsResult<Out> {
             },
             validate: |v| Ok(v.clone()),
             output_payload: true,
+            default: None,
         },
     )
 }
@@ -551,6 +560,117 @@ pub fn public_access_block(s3: &S3, op: &str, c: Call) -> AwsResult<Out> {
             },
             validate: |v| Ok(v.clone()),
             output_payload: true,
+            default: None,
         },
     )
+}
+
+fn not_configured(what: &'static str) -> fn(&str) -> AwsError {
+    match what {
+        "replication" => |name| {
+            AwsError::new(
+                404,
+                "ReplicationConfigurationNotFoundError",
+                "The replication configuration was not found",
+            )
+            .with("BucketName", name)
+        },
+        _ => |name| {
+            AwsError::new(
+                404,
+                "ObjectLockConfigurationNotFoundError",
+                "Object Lock configuration does not exist for this bucket",
+            )
+            .with("BucketName", name)
+        },
+    }
+}
+
+/// Accelerate, request-payment, logging, replication and object-lock configurations:
+/// stored and returned as sent (Virga does not act on them), with S3's defaults.
+pub fn other(s3: &S3, op: &str, c: Call) -> AwsResult<Out> {
+    let accepted = |v: &Value| Ok(v.clone());
+    let spec = match op {
+        "PutBucketAccelerateConfiguration" | "GetBucketAccelerateConfiguration" => ConfigSpec {
+            payload: "AccelerateConfiguration",
+            field: |b| &mut b.accelerate,
+            missing: |_| AwsError::internal("unreachable"),
+            validate: |v| {
+                match v.get("Status").and_then(|s| s.as_str()) {
+                Some("Enabled" | "Suspended") => Ok(v.clone()),
+                _ => Err(malformed("The XML you provided was not well-formed or did not validate against our published schema")),
+            }
+            },
+            output_payload: false,
+            default: Some(|_| Some(json!({}))),
+        },
+        "PutBucketRequestPayment" | "GetBucketRequestPayment" => ConfigSpec {
+            payload: "RequestPaymentConfiguration",
+            field: |b| &mut b.request_payment,
+            missing: |_| AwsError::internal("unreachable"),
+            validate: |v| {
+                match v.get("Payer").and_then(|s| s.as_str()) {
+                Some("Requester" | "BucketOwner") => Ok(v.clone()),
+                _ => Err(malformed("The XML you provided was not well-formed or did not validate against our published schema")),
+            }
+            },
+            output_payload: false,
+            default: Some(|_| Some(json!({"Payer": "BucketOwner"}))),
+        },
+        "PutBucketLogging" | "GetBucketLogging" => ConfigSpec {
+            payload: "BucketLoggingStatus",
+            field: |b| &mut b.logging,
+            missing: |_| AwsError::internal("unreachable"),
+            validate: accepted,
+            output_payload: false,
+            default: Some(|_| Some(json!({}))),
+        },
+        "PutBucketReplication" | "GetBucketReplication" | "DeleteBucketReplication" => {
+            if op.starts_with("Put") {
+                let b = bucket(s3, &c)?;
+                if b.versioning.as_deref() != Some("Enabled") {
+                    return Err(AwsError::new(
+                        400,
+                        "InvalidRequest",
+                        "Versioning must be 'Enabled' on the bucket to apply a replication configuration",
+                    ));
+                }
+            }
+            ConfigSpec {
+                payload: "ReplicationConfiguration",
+                field: |b| &mut b.replication,
+                missing: not_configured("replication"),
+                validate: accepted,
+                output_payload: true,
+                default: None,
+            }
+        }
+        _ => ConfigSpec {
+            payload: "ObjectLockConfiguration",
+            field: |b| &mut b.object_lock,
+            missing: not_configured("object lock"),
+            validate: accepted,
+            output_payload: true,
+            default: Some(|b| {
+                b.object_lock_enabled
+                    .then(|| json!({"ObjectLockEnabled": "Enabled"}))
+            }),
+        },
+    };
+    simple_config(s3, op, c, spec)
+}
+
+/// Whether the bucket's policy makes it public (Virga's never do: policies are stored,
+/// not evaluated).
+pub fn policy_status(s3: &S3, c: Call) -> AwsResult<Out> {
+    let b = bucket(s3, &c)?;
+    if b.policy.is_none() {
+        return Err(AwsError::new(
+            404,
+            "NoSuchBucketPolicy",
+            "The bucket policy does not exist",
+        )
+        .with("BucketName", b.name.as_str()));
+    }
+    Ok(Out::value(json!({"PolicyStatus": {"IsPublic": false}})))
 }

@@ -47,6 +47,18 @@ pub async fn call(s3: &S3, op: &str, c: Call) -> AwsResult<Out> {
         "PutPublicAccessBlock" | "GetPublicAccessBlock" | "DeletePublicAccessBlock" => {
             config::public_access_block(s3, op, c)
         }
+        "PutBucketAccelerateConfiguration"
+        | "GetBucketAccelerateConfiguration"
+        | "PutBucketRequestPayment"
+        | "GetBucketRequestPayment"
+        | "PutBucketLogging"
+        | "GetBucketLogging"
+        | "PutBucketReplication"
+        | "GetBucketReplication"
+        | "DeleteBucketReplication"
+        | "PutObjectLockConfiguration"
+        | "GetObjectLockConfiguration" => config::other(s3, op, c),
+        "GetBucketPolicyStatus" => config::policy_status(s3, c),
 
         "PutObject" => objects::put_object(s3, c).await,
         "GetObject" => objects::get_object(s3, c, false),
