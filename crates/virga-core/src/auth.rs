@@ -754,6 +754,26 @@ fn canonical_query(params: &[RawParam], exclude_signature: bool, plus_as_space: 
     out
 }
 
+/// The signature of a browser-upload (POST object) policy: SigV4 signs the base64
+/// policy with the scope's signing key; SigV2 with HMAC-SHA1 of the secret.
+pub fn policy_signature_v4(
+    secret: &str,
+    date: &str,
+    region: &str,
+    service: &str,
+    policy_b64: &str,
+) -> String {
+    hex::encode(hmac_sha256(
+        &signing_key(secret, date, region, service),
+        policy_b64.as_bytes(),
+    ))
+}
+
+pub fn policy_signature_v2(secret: &str, policy_b64: &str) -> String {
+    base64::engine::general_purpose::STANDARD
+        .encode(hmac_sha1(secret.as_bytes(), policy_b64.as_bytes()))
+}
+
 fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32] {
     let k_date = hmac_sha256(format!("AWS4{secret}").as_bytes(), date.as_bytes());
     let k_region = hmac_sha256(&k_date, region.as_bytes());

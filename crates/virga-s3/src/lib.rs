@@ -11,6 +11,7 @@ mod cors;
 mod events;
 mod lifecycle;
 mod ops;
+mod post_object;
 pub mod state;
 mod website;
 
@@ -93,6 +94,8 @@ pub struct S3 {
     pub(crate) seq: std::sync::atomic::AtomicU64,
     /// Woken after writes, so recorded events are delivered without waiting.
     pub(crate) outbox_ready: tokio::sync::Notify,
+    /// Known keys and `--strict-auth`, for signatures inside POST forms.
+    pub(crate) auth: std::sync::OnceLock<(std::collections::HashMap<String, String>, bool)>,
 }
 
 impl S3 {
@@ -110,7 +113,13 @@ impl S3 {
             clock,
             seq: std::sync::atomic::AtomicU64::new(start),
             outbox_ready: tokio::sync::Notify::new(),
+            auth: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The credentials the gateway verifies, for browser-upload (POST) policies.
+    pub fn set_auth(&self, credentials: std::collections::HashMap<String, String>, strict: bool) {
+        let _ = self.auth.set((credentials, strict));
     }
 
     /// A sequence number that increases across restarts (microsecond clock based).
@@ -159,6 +168,15 @@ impl S3 {
 
         let result = if host.website {
             website::serve(self, &ctx, &parts, host.bucket.as_deref().unwrap_or("")).await
+        } else if post_object::is_post_object(&parts.method, &path, &parts.headers) {
+            match &bucket_of_path {
+                Some(b) => post_object::serve(self, &ctx, &parts, b, body).await,
+                None => Err(AwsError::new(
+                    405,
+                    "MethodNotAllowed",
+                    "The specified method is not allowed against this resource.",
+                )),
+            }
         } else if parts.method == Method::OPTIONS {
             cors::preflight(self, &ctx, &parts.headers, bucket_of_path.as_deref())
         } else {

@@ -215,7 +215,10 @@ impl Gateway {
                 };
                 let auth_result = match parsed {
                     Err(e) => Err(AuthErrorKind::Auth(e)),
-                    Ok(None) if self.strict_auth => Err(AuthErrorKind::Anonymous),
+                    // Browser uploads carry their signature in the form; S3 checks it.
+                    Ok(None) if self.strict_auth && !is_form_post(&method, &headers) => {
+                        Err(AuthErrorKind::Anonymous)
+                    }
                     Ok(None) => Ok(()),
                     Ok(Some(p)) => self.authenticate(&p, &signed, &host, &service_name),
                 };
@@ -372,4 +375,12 @@ pub fn error_response(service: &str, e: &AwsError, request_id: &str, head: bool)
         .header("x-amzn-errortype", e.code.as_str())
         .body(full_body(Bytes::from(body)))
         .unwrap_or_else(|_| Response::new(full_body("")))
+}
+
+fn is_form_post(method: &http::Method, headers: &http::HeaderMap) -> bool {
+    method == http::Method::POST
+        && headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.to_ascii_lowercase().starts_with("multipart/form-data"))
 }

@@ -118,7 +118,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         let b = InlineBlobStore::new(s.clone(), files, 64 * 1024);
         (s, Arc::new(b), dir.display().to_string())
     };
-    let credentials = args
+    let credentials: std::collections::HashMap<String, String> = args
         .credentials
         .iter()
         .filter_map(|c| c.split_once(':'))
@@ -145,6 +145,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         let clock = Arc::new(Clock::new());
         let bus = Arc::new(virga_core::events::EventBus::new());
         let s3 = virga_s3::S3::new(store.clone(), blobs.clone(), bus.clone(), clock.clone());
+        s3.set_auth(credentials.clone(), args.strict_auth);
         let sqs = virga_sqs::Sqs::new(store.clone(), clock.clone(), bus.clone());
         let sns = virga_sns::Sns::new(store.clone(), clock.clone(), bus.clone());
         let services: Vec<Arc<dyn Service>> = vec![s3.clone(), sqs, sns.clone()];
