@@ -560,3 +560,50 @@ def test_matching_writes_record_s3_event_notifications(s3, bucket, endpoint):
     assert obj["size"] == 4
     assert obj["eTag"] == hashlib.md5(b"meow").hexdigest()
     assert len(obj["sequencer"]) >= 16
+
+
+def _wait_until(predicate, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return predicate()
+
+
+def test_lifecycle_noncurrent_versions_delete_markers_and_incomplete_uploads(clock_server, time_machine):
+    s3 = clock_server.client()
+    bucket = unique_name()
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [
+        {"ID": "old-versions", "Filter": {"Prefix": ""}, "Status": "Enabled",
+         "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+         "Expiration": {"ExpiredObjectDeleteMarker": True},
+         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 5}},
+    ]})
+    v1 = s3.put_object(Bucket=bucket, Key="doc", Body=b"v1")["VersionId"]
+    v2 = s3.put_object(Bucket=bucket, Key="doc", Body=b"v2")["VersionId"]
+    s3.put_object(Bucket=bucket, Key="gone", Body=b"x")
+    s3.delete_object(Bucket=bucket, Key="gone")  # a delete marker over one version
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="big")["UploadId"]
+
+    def versions():
+        resp = s3.list_object_versions(Bucket=bucket)
+        return ([(v["Key"], v["VersionId"]) for v in resp.get("Versions", [])],
+                [m["Key"] for m in resp.get("DeleteMarkers", [])])
+
+    time_machine.advance(clock_server, 3600)
+    assert (("doc", v1) in versions()[0]) and len(s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])) == 1
+
+    # Three days on (one day, rounded up to midnight UTC, has surely passed): the
+    # noncurrent versions go (v1, and "gone"'s object), then the delete marker, now
+    # alone, goes too. The upload is not five days old yet.
+    time_machine.advance(clock_server, 3 * 86400)
+    ok = _wait_until(lambda: versions() == ([("doc", v2)], []))
+    assert ok, (versions(), v1, v2)
+    assert len(s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])) == 1
+
+    time_machine.advance(clock_server, 3 * 86400)
+    assert _wait_until(lambda: "Uploads" not in s3.list_multipart_uploads(Bucket=bucket))
+    with expect_error("NoSuchUpload", 404):
+        s3.list_parts(Bucket=bucket, Key="big", UploadId=upload)
+    assert s3.get_object(Bucket=bucket, Key="doc")["Body"].read() == b"v2"

@@ -4,7 +4,7 @@
 mod buckets;
 mod config;
 mod listing;
-mod multipart;
+pub(crate) mod multipart;
 pub(crate) mod objects;
 
 use crate::{Call, Out, S3};
