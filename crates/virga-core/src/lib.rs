@@ -65,3 +65,19 @@ pub const REGIONS: &[&str] = &[
     "us-west-1",
     "us-west-2",
 ];
+
+/// SQS queue and SNS topic names: letters, digits, `-` and `_`, at most `max_len`
+/// characters, and for FIFO resources the `.fifo` suffix.
+pub fn valid_resource_name(name: &str, fifo: bool, max_len: usize) -> bool {
+    let base = if fifo {
+        name.strip_suffix(".fifo")
+    } else {
+        Some(name)
+    };
+    base.is_some_and(|b| {
+        !b.is_empty()
+            && name.len() <= max_len
+            && b.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+    })
+}

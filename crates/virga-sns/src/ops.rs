@@ -149,17 +149,7 @@ fn load_topic(sns: &Sns, arn: &str) -> AwsResult<Topic> {
 }
 
 fn valid_topic_name(name: &str, fifo: bool) -> bool {
-    let base = if fifo {
-        name.strip_suffix(".fifo")
-    } else {
-        Some(name)
-    };
-    base.is_some_and(|b| {
-        !b.is_empty()
-            && name.len() <= 256
-            && b.bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-    })
+    virga_core::valid_resource_name(name, fifo, 256)
 }
 
 fn check_topic_attributes(attrs: &BTreeMap<String, String>) -> AwsResult<()> {

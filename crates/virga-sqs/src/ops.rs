@@ -230,17 +230,7 @@ fn attribute_map(i: &Input, name: &str) -> BTreeMap<String, String> {
 }
 
 fn valid_queue_name(name: &str, fifo: bool) -> bool {
-    let base = if fifo {
-        name.strip_suffix(".fifo")
-    } else {
-        Some(name)
-    };
-    base.is_some_and(|b| {
-        !b.is_empty()
-            && name.len() <= 80
-            && b.bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-    })
+    virga_core::valid_resource_name(name, fifo, 80)
 }
 
 fn create_queue(s: &Sqs, ctx: &RequestContext, i: &Input) -> AwsResult<Output> {
@@ -1483,35 +1473,39 @@ fn next_visible(s: &Sqs, q: &Queue) -> Option<i64> {
     Some(u64::from_be_bytes(k[n - 16..n - 8].try_into().ok()?) as i64)
 }
 
+/// An integer parameter within `min..=max`, or `default` when absent.
+fn ranged(i: &Input, name: &str, default: i64, min: i64, max: i64) -> AwsResult<i64> {
+    let v = i.get(name).and_then(|v| v.as_i64()).unwrap_or(default);
+    if !(min..=max).contains(&v) {
+        let reason = if min == 1 && max == 10 {
+            "Must be between 1 and 10, if provided.".to_string()
+        } else {
+            format!("Must be >= {min} and <= {max}, if provided.")
+        };
+        return Err(invalid_param(format!(
+            "Value {v} for parameter {name} is invalid. Reason: {reason}"
+        )));
+    }
+    Ok(v)
+}
+
 async fn receive_message(s: &Sqs, ctx: &RequestContext, i: &Input) -> AwsResult<Output> {
     let q = queue_from(s, ctx, i)?;
-    let max = i
-        .get("MaxNumberOfMessages")
-        .and_then(|v| v.as_i64())
-        .unwrap_or(1);
-    if !(1..=10).contains(&max) {
-        return Err(invalid_param(format!(
-            "Value {max} for parameter MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10, if provided."
-        )));
-    }
-    let wait = i
-        .get("WaitTimeSeconds")
-        .and_then(|v| v.as_i64())
-        .unwrap_or_else(|| q.attr_i64("ReceiveMessageWaitTimeSeconds", 0));
-    if !(0..=20).contains(&wait) {
-        return Err(invalid_param(format!(
-            "Value {wait} for parameter WaitTimeSeconds is invalid. Reason: Must be >= 0 and <= 20, if provided."
-        )));
-    }
-    let vt = i
-        .get("VisibilityTimeout")
-        .and_then(|v| v.as_i64())
-        .unwrap_or_else(|| q.attr_i64("VisibilityTimeout", 30));
-    if !(0..=43_200).contains(&vt) {
-        return Err(invalid_param(format!(
-            "Value {vt} for parameter VisibilityTimeout is invalid. Reason: Must be >= 0 and <= 43200, if provided."
-        )));
-    }
+    let max = ranged(i, "MaxNumberOfMessages", 1, 1, 10)?;
+    let wait = ranged(
+        i,
+        "WaitTimeSeconds",
+        q.attr_i64("ReceiveMessageWaitTimeSeconds", 0),
+        0,
+        20,
+    )?;
+    let vt = ranged(
+        i,
+        "VisibilityTimeout",
+        q.attr_i64("VisibilityTimeout", 30),
+        0,
+        43_200,
+    )?;
     let mut sys_names = names_of(i, "AttributeNames");
     sys_names.extend(names_of(i, "MessageSystemAttributeNames"));
     let attr_names = names_of(i, "MessageAttributeNames");
