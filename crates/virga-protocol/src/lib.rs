@@ -78,3 +78,16 @@ pub fn string_map(
         })
         .unwrap_or_default()
 }
+
+/// A list-of-strings member of a parsed input (attribute names, tag keys).
+pub fn string_list(input: &serde_json::Map<String, serde_json::Value>, name: &str) -> Vec<String> {
+    input
+        .get(name)
+        .and_then(|a| a.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(|s| s.to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}

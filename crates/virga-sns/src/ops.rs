@@ -725,15 +725,7 @@ fn tag_resource(sns: &Sns, i: &Input) -> AwsResult<Output> {
 }
 
 fn untag_resource(sns: &Sns, i: &Input) -> AwsResult<Output> {
-    let keys: Vec<String> = i
-        .get("TagKeys")
-        .and_then(|k| k.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(|s| s.to_string()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let keys: Vec<String> = virga_protocol::string_list(i, "TagKeys");
     update_tags(sns, i, |t| {
         for k in &keys {
             t.remove(k);

@@ -479,15 +479,7 @@ fn count_messages(s: &Sqs, q: &Queue) -> AwsResult<Counts> {
 
 fn get_queue_attributes(s: &Sqs, ctx: &RequestContext, i: &Input) -> AwsResult<Output> {
     let q = queue_from(s, ctx, i)?;
-    let names: Vec<String> = i
-        .get("AttributeNames")
-        .and_then(|a| a.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(|s| s.to_string()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let names: Vec<String> = virga_protocol::string_list(i, "AttributeNames");
     let all = names.iter().any(|n| n == "All");
     for n in &names {
         if n != "All"
@@ -668,15 +660,7 @@ fn tag_queue(s: &Sqs, ctx: &RequestContext, i: &Input) -> AwsResult<Output> {
 }
 
 fn untag_queue(s: &Sqs, ctx: &RequestContext, i: &Input) -> AwsResult<Output> {
-    let keys: Vec<String> = i
-        .get("TagKeys")
-        .and_then(|a| a.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(|s| s.to_string()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let keys: Vec<String> = virga_protocol::string_list(i, "TagKeys");
     update_queue(s, ctx, i, |q| {
         for k in &keys {
             q.tags.remove(k);
@@ -1167,14 +1151,7 @@ fn parse_receipt(handle: &str) -> AwsResult<(String, u64)> {
 }
 
 fn names_of(i: &Input, field: &str) -> Vec<String> {
-    i.get(field)
-        .and_then(|a| a.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(|s| s.to_string()))
-                .collect()
-        })
-        .unwrap_or_default()
+    virga_protocol::string_list(i, field)
 }
 
 /// The system attributes of a delivered message that the request asked for.
