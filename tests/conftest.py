@@ -4,11 +4,18 @@ One Virga server (temp data dir, free port) serves the whole session; tests
 that need their own process (restart, crash, --strict-auth, clock moves) start
 one with `start_server`. Set VIRGA_BIN to test a binary other than
 <repo>/target/debug/virga.
+
+Set VIRGA_ENDPOINT (e.g. http://127.0.0.1:5055) to run the suite against an
+already running server instead (another emulator, for comparison): no binary is
+started for the shared server, and tests marked `virga_only` (they need Virga's
+own /_virga/* endpoints or extra Virga processes) are skipped.
 """
 from __future__ import annotations
 
 import datetime
 import importlib.util
+import os
+from urllib.parse import urlsplit
 
 import botocore.auth
 
@@ -35,11 +42,44 @@ def pytest_addoption(parser):
                          help="ignored (pytest-xdist is not installed)")
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "virga_only: needs Virga itself (/_virga/* endpoints, extra processes); "
+        "skipped when VIRGA_ENDPOINT points the suite at another server")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not os.environ.get("VIRGA_ENDPOINT"):
+        return  # against Virga nothing is ever skipped
+    skip = pytest.mark.skip(reason="virga_only: VIRGA_ENDPOINT points at an external server")
+    for item in items:
+        if "virga_only" in item.keywords:
+            item.add_marker(skip)
+
+
 # ---------------------------------------------------------------------------
 # The shared server
 # ---------------------------------------------------------------------------
+class ExternalServer:
+    """A server started by someone else (VIRGA_ENDPOINT): only its address."""
+
+    def __init__(self, endpoint: str):
+        self.endpoint = endpoint.rstrip("/")
+        parts = urlsplit(self.endpoint)
+        self.host = parts.hostname
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+
+    def client(self, service: str = "s3", **kwargs):
+        return make_client(self.endpoint, service, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def virga_server(tmp_path_factory):
+    external = os.environ.get("VIRGA_ENDPOINT")
+    if external:
+        yield ExternalServer(external)
+        return
     server = VirgaServer(
         data_dir=tmp_path_factory.mktemp("virga-data"),
         log_dir=tmp_path_factory.mktemp("virga-logs"),
@@ -125,14 +165,15 @@ def start_server(tmp_path):
         srv = start_server(data_dir=some_dir)      # reuse a data dir
         srv = start_server(ephemeral=True)         # --ephemeral
         srv = start_server(extra_args=["--strict-auth"])
+        srv = start_server(env={"SSL_CERT_FILE": ca})  # extra environment
     """
     servers = []
 
-    def _start(data_dir=None, ephemeral=False, extra_args=()):
+    def _start(data_dir=None, ephemeral=False, extra_args=(), env=None):
         if data_dir is None and not ephemeral:
             data_dir = tmp_path / f"data-{len(servers)}"
         server = VirgaServer(data_dir=data_dir, ephemeral=ephemeral, extra_args=extra_args,
-                             log_dir=tmp_path / f"logs-{len(servers)}")
+                             log_dir=tmp_path / f"logs-{len(servers)}", env=env)
         servers.append(server)
         return server.start()
 

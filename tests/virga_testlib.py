@@ -325,12 +325,13 @@ class VirgaServer:
     files so a dying server can be diagnosed."""
 
     def __init__(self, data_dir=None, ephemeral: bool = False, extra_args: Iterable[str] = (),
-                 log_dir=None):
+                 log_dir=None, env: Optional[Mapping[str, str]] = None):
         if data_dir is None and not ephemeral:
             raise ValueError("need a data_dir unless ephemeral")
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self.ephemeral = ephemeral
         self.extra_args = list(extra_args)
+        self.extra_env = dict(env or {})
         self.log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="virga-logs-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.proc: Optional[subprocess.Popen] = None
@@ -363,6 +364,7 @@ class VirgaServer:
             self.stderr_path = self.log_dir / f"virga-{port}-{self._starts}.stderr"
             env = dict(os.environ)
             env.setdefault("RUST_BACKTRACE", "1")
+            env.update(self.extra_env)
             with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
                 self.proc = subprocess.Popen(self.command(port), stdout=out, stderr=err,
                                              stdin=subprocess.DEVNULL, env=env)

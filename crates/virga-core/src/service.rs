@@ -32,6 +32,22 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
+    /// The context of work Virga does on its own behalf (deliveries, sweeps), acting
+    /// as `principal` (e.g. `s3.amazonaws.com`) in the default account and region.
+    pub fn system(clock: Arc<Clock>, principal: &str) -> RequestContext {
+        RequestContext {
+            request_id: crate::request_id(),
+            account: crate::DEFAULT_ACCOUNT.into(),
+            region: crate::DEFAULT_REGION.into(),
+            access_key: Some(principal.to_string()),
+            host: String::new(),
+            listen_addr: listen_addr(),
+            clock,
+            started: Instant::now(),
+            operation: Default::default(),
+        }
+    }
+
     pub fn set_operation(&self, op: &str) {
         if let Ok(mut g) = self.operation.lock() {
             *g = Some(op.to_string());
@@ -67,4 +83,21 @@ pub fn full_body(data: impl Into<Bytes>) -> Body {
 
 pub fn empty_body() -> Body {
     full_body(Bytes::new())
+}
+
+static LISTEN_ADDR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Records the `host:port` this process serves on (once, at start-up), for URLs
+/// handed out by work that no request started (SNS envelopes of S3 events, Lambda's
+/// AWS_ENDPOINT_URL).
+pub fn set_listen_addr(addr: String) {
+    let _ = LISTEN_ADDR.set(addr);
+}
+
+/// The `host:port` recorded by [`set_listen_addr`], or AWS's local default.
+pub fn listen_addr() -> String {
+    LISTEN_ADDR
+        .get()
+        .cloned()
+        .unwrap_or_else(|| "localhost:4566".into())
 }

@@ -275,17 +275,7 @@ fn abort_uploads(s3: &S3, b: &Bucket, rule: &Value, now: f64) -> AwsResult<usize
 }
 
 fn system_context(s3: &S3) -> virga_core::RequestContext {
-    virga_core::RequestContext {
-        request_id: virga_core::request_id(),
-        account: virga_core::DEFAULT_ACCOUNT.into(),
-        region: virga_core::DEFAULT_REGION.into(),
-        access_key: Some("s3.amazonaws.com".into()),
-        host: String::new(),
-        listen_addr: String::new(),
-        clock: s3.clock.clone(),
-        started: std::time::Instant::now(),
-        operation: Default::default(),
-    }
+    virga_core::RequestContext::system(s3.clock.clone(), "s3.amazonaws.com")
 }
 
 pub fn start(s3: Arc<S3>) {

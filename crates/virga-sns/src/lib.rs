@@ -4,6 +4,7 @@
 
 mod deliver;
 mod ops;
+pub mod signing;
 
 pub use ops::captured;
 
@@ -100,5 +101,16 @@ impl virga_core::Service for Sns {
 
     fn reset(&self) -> AwsResult<()> {
         self.store.clear("sns.")
+    }
+
+    /// Consumes events addressed to topics (S3 notifications).
+    fn start_background(self: Arc<Self>) {
+        let mut deliveries = self.bus.subscribe("sns");
+        tokio::spawn(async move {
+            while let Some(d) = deliveries.recv().await {
+                let result = ops::publish_event(&self, &d.event).await;
+                let _ = d.ack.send(result);
+            }
+        });
     }
 }

@@ -20,6 +20,10 @@ const TOPICS: &str = "sns.topic";
 const SUBS: &str = "sns.sub";
 /// Email, email-json and SMS deliveries, kept for `/_virga/sns/messages`.
 pub const CAPTURED: &str = "sns.captured";
+/// FIFO topics' deduplication records: (topic ARN, deduplication id) -> [`DedupRecord`].
+const DEDUP: &str = "sns.dedup";
+/// How long a FIFO topic remembers a deduplication id (AWS: 5 minutes).
+const DEDUP_WINDOW_SECS: f64 = 300.0;
 /// SNS's message size limit (256 KiB).
 const MAX_MESSAGE: usize = 262_144;
 
@@ -546,7 +550,7 @@ fn send_confirmation(sns: &Sns, ctx: &RequestContext, topic: &Topic, sub: &Subsc
     let token = sub.attributes.get("Token").cloned().unwrap_or_default();
     let host = host_of(ctx);
     let id = uuid::Uuid::new_v4().to_string();
-    let doc = json!({
+    let mut doc = json!({
         "Type": "SubscriptionConfirmation",
         "MessageId": id,
         "Token": token,
@@ -554,11 +558,15 @@ fn send_confirmation(sns: &Sns, ctx: &RequestContext, topic: &Topic, sub: &Subsc
         "Message": format!("You have chosen to subscribe to the topic {}.\nTo confirm the subscription, visit the SubscribeURL included in this message.", topic.arn()),
         "SubscribeURL": format!("http://{host}/?Action=ConfirmSubscription&TopicArn={}&Token={token}", topic.arn()),
         "Timestamp": virga_protocol::time_fmt::iso8601(sns.clock.now_secs_f64()),
-        "SignatureVersion": "1",
-        "Signature": base64::engine::general_purpose::STANDARD.encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes())),
-        "SigningCertURL": format!("http://{host}/_virga/sns/SimpleNotificationService.pem"),
-    })
-    .to_string();
+    });
+    if let Some(doc) = doc.as_object_mut() {
+        let version = topic
+            .attributes
+            .get("SignatureVersion")
+            .map_or("1", String::as_str);
+        crate::signing::sign_document(doc, version, &host);
+    }
+    let doc = doc.to_string();
     let headers = vec![
         (
             "x-amz-sns-message-type".to_string(),
@@ -891,65 +899,95 @@ fn check_outgoing(topic: &Topic, m: &Outgoing) -> AwsResult<Option<Map<String, V
     Ok(None)
 }
 
-/// The SNS JSON envelope an SQS subscriber receives without raw delivery.
-fn envelope(
-    sns: &Sns,
-    ctx: &RequestContext,
-    topic: &Topic,
-    sub: &Subscription,
-    id: &str,
-    message: &str,
-    m: &Outgoing,
-) -> String {
-    let host = if ctx.host.is_empty() {
-        ctx.listen_addr.clone()
-    } else {
-        ctx.host.clone()
-    };
-    let timestamp = virga_protocol::time_fmt::iso8601(sns.clock.now_secs_f64());
-    let mut e = json!({
-        "Type": "Notification",
-        "MessageId": id,
-        "TopicArn": topic.arn(),
-    });
-    if let Some(subject) = &m.subject {
-        e["Subject"] = json!(subject);
+/// What every envelope of one publish shares: one timestamp, and the signatures
+/// already computed (keyed by message text; with MessageStructure=json protocols
+/// may get different texts). The signed fields do not include the subscription,
+/// so N subscribers cost one RSA signature, not N.
+struct EnvelopeSigner {
+    host: String,
+    timestamp: String,
+    version: String,
+    signatures: Vec<(String, Value, Value)>,
+}
+
+impl EnvelopeSigner {
+    fn new(sns: &Sns, ctx: &RequestContext, topic: &Topic) -> EnvelopeSigner {
+        EnvelopeSigner {
+            host: host_of(ctx),
+            timestamp: virga_protocol::time_fmt::iso8601(sns.clock.now_secs_f64()),
+            version: topic
+                .attributes
+                .get("SignatureVersion")
+                .cloned()
+                .unwrap_or_else(|| "1".into()),
+            signatures: Vec::new(),
+        }
     }
-    e["Message"] = json!(message);
-    e["Timestamp"] = json!(timestamp);
-    e["SignatureVersion"] = json!("1");
-    // Not yet an RSA signature (see docs/architecture.md); a stable digest of the
-    // signed fields so that clients find a well-formed value.
-    let signed = format!("Message\n{message}\nMessageId\n{id}\nTimestamp\n{timestamp}\nTopicArn\n{}\nType\nNotification\n", topic.arn());
-    e["Signature"] = json!(base64::engine::general_purpose::STANDARD
-        .encode(<sha2::Sha256 as sha2::Digest>::digest(signed.as_bytes())));
-    e["SigningCertURL"] = json!(format!(
-        "http://{host}/_virga/sns/SimpleNotificationService.pem"
-    ));
-    e["UnsubscribeURL"] = json!(format!(
-        "http://{host}/?Action=Unsubscribe&SubscriptionArn={}",
-        sub.arn
-    ));
-    if !m.attributes.is_empty() {
-        let attrs: Map<String, Value> = m
-            .attributes
-            .iter()
-            .map(|(k, v)| {
-                let dt = v
-                    .get("DataType")
-                    .and_then(|d| d.as_str())
-                    .unwrap_or("String");
-                let value = v
-                    .get("StringValue")
-                    .or(v.get("BinaryValue"))
-                    .cloned()
-                    .unwrap_or(Value::Null);
-                (k.clone(), json!({"Type": dt, "Value": value}))
-            })
-            .collect();
-        e["MessageAttributes"] = Value::Object(attrs);
+
+    /// The SNS JSON envelope a subscriber receives without raw delivery.
+    fn envelope(
+        &mut self,
+        topic: &Topic,
+        sub: &Subscription,
+        id: &str,
+        message: &str,
+        m: &Outgoing,
+    ) -> String {
+        let mut e = Map::new();
+        e.insert("Type".into(), json!("Notification"));
+        e.insert("MessageId".into(), json!(id));
+        e.insert("TopicArn".into(), json!(topic.arn()));
+        if let Some(subject) = &m.subject {
+            e.insert("Subject".into(), json!(subject));
+        }
+        e.insert("Message".into(), json!(message));
+        e.insert("Timestamp".into(), json!(self.timestamp));
+        match self.signatures.iter().find(|(text, _, _)| text == message) {
+            Some((_, version, signature)) => {
+                e.insert("SignatureVersion".into(), version.clone());
+                e.insert("Signature".into(), signature.clone());
+                e.insert(
+                    "SigningCertURL".into(),
+                    json!(format!("http://{}{}", self.host, crate::signing::CERT_PATH)),
+                );
+            }
+            None => {
+                crate::signing::sign_document(&mut e, &self.version, &self.host);
+                self.signatures.push((
+                    message.to_string(),
+                    e["SignatureVersion"].clone(),
+                    e["Signature"].clone(),
+                ));
+            }
+        }
+        e.insert(
+            "UnsubscribeURL".into(),
+            json!(format!(
+                "http://{}/?Action=Unsubscribe&SubscriptionArn={}",
+                self.host, sub.arn
+            )),
+        );
+        if !m.attributes.is_empty() {
+            let attrs: Map<String, Value> = m
+                .attributes
+                .iter()
+                .map(|(k, v)| {
+                    let dt = v
+                        .get("DataType")
+                        .and_then(|d| d.as_str())
+                        .unwrap_or("String");
+                    let value = v
+                        .get("StringValue")
+                        .or(v.get("BinaryValue"))
+                        .cloned()
+                        .unwrap_or(Value::Null);
+                    (k.clone(), json!({"Type": dt, "Value": value}))
+                })
+                .collect();
+            e.insert("MessageAttributes".into(), Value::Object(attrs));
+        }
+        Value::Object(e).to_string()
     }
-    e.to_string()
 }
 
 /// Publishes one message to every matching subscription; returns (MessageId, SequenceNumber).
@@ -969,7 +1007,35 @@ async fn publish_one(
     } else {
         None
     };
+    let seq = topic
+        .fifo()
+        .then(|| format!("{:020}", sns.clock.now_millis().max(0) as u64 * 1000));
+    if let (Some(d), Some(seq)) = (&dedup, &seq) {
+        // A repeat within the window is accepted and answered with the first
+        // publish's ids, but not delivered again.
+        let key = KeyBuf::new().str(&topic.arn()).str(d).into_vec();
+        let now = sns.clock.now_secs_f64();
+        let first = sns.store.transact(|t| {
+            if let Some(v) = t.get(DEDUP, &key)? {
+                let rec: DedupRecord = decode(&v)?;
+                if rec.at + DEDUP_WINDOW_SECS > now {
+                    return Ok(Some(rec));
+                }
+            }
+            let rec = DedupRecord {
+                id: id.clone(),
+                seq: seq.clone(),
+                at: now,
+            };
+            t.put(DEDUP, &key, &encode(&rec)?)?;
+            Ok(None)
+        })?;
+        if let Some(rec) = first {
+            return Ok((rec.id, Some(rec.seq)));
+        }
+    }
     let mut answers = Vec::new();
+    let mut signer = EnvelopeSigner::new(sns, ctx, topic);
     for sub in subs.iter().filter(|x| !is_pending(x)) {
         let text = match &structure {
             Some(o) => o
@@ -987,10 +1053,13 @@ async fn publish_one(
             .attributes
             .get("RawMessageDelivery")
             .is_some_and(|v| v == "true");
-        let doc = envelope(sns, ctx, topic, sub, &id, &text, &m);
         match sub.protocol.as_str() {
             "sqs" => {
-                let body = if raw { text.clone() } else { doc };
+                let body = if raw {
+                    text.clone()
+                } else {
+                    signer.envelope(topic, sub, &id, &text, &m)
+                };
                 let mut payload = json!({"Body": body});
                 if raw && !m.attributes.is_empty() {
                     payload["MessageAttributes"] = Value::Object(m.attributes.clone());
@@ -1012,7 +1081,11 @@ async fn publish_one(
                 }
             }
             "http" | "https" => {
-                let body = if raw { text.clone() } else { doc };
+                let body = if raw {
+                    text.clone()
+                } else {
+                    signer.envelope(topic, sub, &id, &text, &m)
+                };
                 let headers = vec![
                     (
                         "x-amz-sns-message-type".to_string(),
@@ -1035,7 +1108,7 @@ async fn publish_one(
             }
             "email" | "email-json" | "sms" => {
                 let content = if sub.protocol == "email-json" {
-                    doc
+                    signer.envelope(topic, sub, &id, &text, &m)
                 } else {
                     text.clone()
                 };
@@ -1057,10 +1130,14 @@ async fn publish_one(
             dead_letter(sns, &sub, payload, &reason);
         }
     }
-    let seq = topic
-        .fifo()
-        .then(|| format!("{:020}", sns.clock.now_millis().max(0) as u64 * 1000));
     Ok((id, seq))
+}
+
+#[derive(Serialize, Deserialize)]
+struct DedupRecord {
+    id: String,
+    seq: String,
+    at: f64,
 }
 
 /// Sends a failed delivery to the subscription's dead-letter queue, if it has one.
@@ -1140,6 +1217,42 @@ pub fn captured(sns: &Sns, protocol: Option<&str>) -> AwsResult<Vec<Value>> {
         }
     }
     Ok(out)
+}
+
+/// Publishes an event another service addressed to a topic (an S3 notification):
+/// the message is the event document, as AWS sends it.
+pub(crate) async fn publish_event(sns: &Sns, event: &Event) -> Result<(), String> {
+    let topic = load_topic(sns, &event.target_arn).map_err(|e| e.message)?;
+    let (message, subject) = match event.payload.get("Message").and_then(Value::as_str) {
+        Some(m) => (
+            m.to_string(),
+            event
+                .payload
+                .get("Subject")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        ),
+        None => (
+            event.payload.to_string(),
+            (event.source == "s3").then(|| "Amazon S3 Notification".to_string()),
+        ),
+    };
+    let m = Outgoing {
+        message,
+        subject,
+        structure_json: false,
+        attributes: Map::new(),
+        group: None,
+        dedup: None,
+    };
+    let ctx = RequestContext::system(
+        sns.clock.clone(),
+        &format!("{}.amazonaws.com", event.source),
+    );
+    publish_one(sns, &ctx, &topic, m)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.message)
 }
 
 async fn publish(sns: &Sns, ctx: &RequestContext, i: &Input) -> AwsResult<Output> {

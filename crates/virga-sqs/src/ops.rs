@@ -980,17 +980,9 @@ fn send_to_arn(
         .map(|v| state::decode(&v))
         .transpose()?
         .ok_or_else(no_such_queue)?;
-    let ctx = RequestContext {
-        request_id: virga_core::request_id(),
-        account: (*account).to_string(),
-        region: (*region).to_string(),
-        access_key: Some(format!("{source}.amazonaws.com")),
-        host: String::new(),
-        listen_addr: String::new(),
-        clock: s.clock.clone(),
-        started: std::time::Instant::now(),
-        operation: Default::default(),
-    };
+    let mut ctx = RequestContext::system(s.clock.clone(), &format!("{source}.amazonaws.com"));
+    ctx.account = (*account).to_string();
+    ctx.region = (*region).to_string();
     let fresh_dedup = uuid::Uuid::new_v4().to_string();
     let msg = Outgoing {
         body,

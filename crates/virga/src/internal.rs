@@ -94,6 +94,10 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request<Body>) -> Response<Body> {
                 Err(e) => json_response(500, json!({"error": e.message})),
             }
         }
+        (Method::GET, virga_sns::signing::CERT_PATH) => Response::builder()
+            .header("content-type", "application/x-pem-file")
+            .body(full_body(virga_sns::signing::CERTIFICATE_PEM))
+            .unwrap_or_else(|_| Response::new(full_body(""))),
         (Method::GET, "/_virga/events") => match virga_s3::pending_events(&gw.s3, 1000) {
             Ok(events) => json_response(200, json!({ "events": events })),
             Err(e) => json_response(500, json!({"error": e.message})),

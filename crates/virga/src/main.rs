@@ -142,6 +142,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         .build()
         .map_err(|e| format!("runtime: {e}"))?;
     runtime.block_on(async move {
+        let listener = listen(addr)?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        virga_core::service::set_listen_addr(local.to_string());
         let clock = Arc::new(Clock::new());
         let bus = Arc::new(virga_core::events::EventBus::new());
         let s3 = virga_s3::S3::new(store.clone(), blobs.clone(), bus.clone(), clock.clone());
@@ -152,8 +155,6 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         for s in &services {
             s.clone().start_background();
         }
-        let listener = listen(addr)?;
-        let local = listener.local_addr().map_err(|e| e.to_string())?;
         let names: Vec<&str> = services.iter().map(|s| s.name()).collect();
         let gw = Arc::new(gateway::Gateway {
             services,
