@@ -114,3 +114,48 @@ def test_failed_delivery_goes_to_the_subscription_dead_letter_queue(endpoint):
     sns.publish(TopicArn=topic, Message="undeliverable")
     msgs = sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=3).get("Messages", [])
     assert [m["Body"] for m in msgs] == ["undeliverable"]
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.virga_only
+def test_http_delivery_pending_at_a_crash_is_resumed_after_restart(start_server):
+    # An acknowledged publish to an HTTP subscriber whose endpoint is down is kept
+    # in Virga's outbox: kill -9 during the retries, restart, and it still arrives.
+    class Recorder(_Recorder):
+        received = []
+
+    endpoint_server = HTTPServer(("127.0.0.1", 0), Recorder)
+    port = endpoint_server.server_address[1]
+    threading.Thread(target=endpoint_server.serve_forever, daemon=True).start()
+    server = start_server()
+    sns = make_client(server.endpoint, "sns")
+    topic = sns.create_topic(Name=unique_name())["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="http", Endpoint=f"http://127.0.0.1:{port}/hook")
+    token = _wait_for(Recorder.received, 1)[0]["Token"]
+    sns.confirm_subscription(TopicArn=topic, Token=token)
+    endpoint_server.shutdown()
+    endpoint_server.server_close()  # now the endpoint refuses connections
+
+    sns.publish(TopicArn=topic, Message="survives the crash")
+    server.kill()
+    endpoint_server = HTTPServer(("127.0.0.1", port), Recorder)
+    threading.Thread(target=endpoint_server.serve_forever, daemon=True).start()
+    try:
+        server.start()
+        notes = _wait_for(Recorder.received, 2, timeout=10)
+        assert [n["Message"] for n in notes[1:]] == ["survives the crash"]
+    finally:
+        endpoint_server.shutdown()
+        endpoint_server.server_close()

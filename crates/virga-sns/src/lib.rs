@@ -106,6 +106,7 @@ impl virga_core::Service for Sns {
     /// Consumes events addressed to topics (S3 notifications).
     fn start_background(self: Arc<Self>) {
         let mut deliveries = self.bus.subscribe("sns");
+        ops::resume_http_deliveries(&self);
         tokio::spawn(async move {
             while let Some(d) = deliveries.recv().await {
                 let result = ops::publish_event(&self, &d.event).await;

@@ -1035,6 +1035,7 @@ async fn publish_one(
         }
     }
     let mut answers = Vec::new();
+    let mut http_deliveries = Vec::new();
     let mut signer = EnvelopeSigner::new(sns, ctx, topic);
     for sub in subs.iter().filter(|x| !is_pending(x)) {
         let text = match &structure {
@@ -1095,15 +1096,10 @@ async fn publish_one(
                     ("x-amz-sns-topic-arn".to_string(), topic.arn()),
                     ("x-amz-sns-subscription-arn".to_string(), sub.arn.clone()),
                 ];
-                let sub = sub.clone();
-                let bus = sns.bus.clone();
-                tokio::spawn(async move {
-                    if let Err(e) =
-                        crate::deliver::post_with_retries(&sub.endpoint, &headers, &body).await
-                    {
-                        tracing::warn!("SNS delivery to {} failed: {e}", sub.endpoint);
-                        send_to_dlq(&bus, &sub, json!({"Body": body}));
-                    }
+                http_deliveries.push(HttpDelivery {
+                    subscription: sub.clone(),
+                    headers,
+                    body,
                 });
             }
             "email" | "email-json" | "sms" => {
@@ -1125,12 +1121,100 @@ async fn publish_one(
             _ => {}
         }
     }
+    if !http_deliveries.is_empty() {
+        queue_http_deliveries(sns, http_deliveries)?;
+    }
     for (sub, payload, answer) in answers {
         if let Ok(Err(reason)) = answer.await {
             dead_letter(sns, &sub, payload, &reason);
         }
     }
     Ok((id, seq))
+}
+
+/// HTTP(S) notifications not yet delivered: (sequence) -> [`HttpDelivery`]. A
+/// publish stores them before it answers, so a restart resumes them.
+const HTTP_OUTBOX: &str = "sns.http_outbox";
+
+#[derive(Serialize, Deserialize)]
+struct HttpDelivery {
+    subscription: Subscription,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+/// A key that sorts outbox records in the order they were written, across restarts.
+fn outbox_key() -> Vec<u8> {
+    static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
+    let seq = LAST
+        .fetch_update(
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+            |last| Some(now.max(last + 1)),
+        )
+        .map_or(now, |last| now.max(last + 1));
+    KeyBuf::new().u64(seq).into_vec()
+}
+
+fn queue_http_deliveries(sns: &Sns, deliveries: Vec<HttpDelivery>) -> AwsResult<()> {
+    let keyed: Vec<(Vec<u8>, HttpDelivery)> =
+        deliveries.into_iter().map(|d| (outbox_key(), d)).collect();
+    sns.store.transact(|t| {
+        for (key, d) in &keyed {
+            t.put(HTTP_OUTBOX, key, &encode(d)?)?;
+        }
+        Ok(())
+    })?;
+    for (key, d) in keyed {
+        spawn_http_delivery(sns, key, d);
+    }
+    Ok(())
+}
+
+/// Delivers one outbox record with retries; a delivery that never succeeds goes to
+/// the subscription's dead-letter queue. The record is removed either way.
+fn spawn_http_delivery(sns: &Sns, key: Vec<u8>, d: HttpDelivery) {
+    let store = sns.store.clone();
+    let bus = sns.bus.clone();
+    tokio::spawn(async move {
+        let sub = &d.subscription;
+        if let Err(e) = crate::deliver::post_with_retries(&sub.endpoint, &d.headers, &d.body).await
+        {
+            tracing::warn!("SNS delivery to {} failed: {e}", sub.endpoint);
+            send_to_dlq(&bus, sub, json!({"Body": d.body}));
+        }
+        if let Err(e) = store.transact(|t| t.delete(HTTP_OUTBOX, &key)) {
+            tracing::warn!("SNS outbox: {}", e.message);
+        }
+    });
+}
+
+/// Resumes the HTTP(S) deliveries a previous run had not finished.
+pub(crate) fn resume_http_deliveries(sns: &Sns) {
+    let rows = match sns.store.read(|r| {
+        r.scan(
+            HTTP_OUTBOX,
+            Bound::Unbounded,
+            Bound::Unbounded,
+            usize::MAX,
+            false,
+        )
+    }) {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::warn!("SNS outbox unreadable: {}", e.message);
+            return;
+        }
+    };
+    for (key, value) in rows {
+        match decode::<HttpDelivery>(&value) {
+            Ok(d) => spawn_http_delivery(sns, key, d),
+            Err(e) => tracing::warn!("SNS outbox record skipped: {}", e.message),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
