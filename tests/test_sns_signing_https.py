@@ -79,7 +79,7 @@ def test_signing_certificate_is_served_as_pem(endpoint):
         pem = r.read()
     cert = x509.load_pem_x509_certificate(pem)
     assert isinstance(cert.public_key(), rsa.RSAPublicKey)
-    assert cert.public_key().key_size == 2048
+    assert cert.public_key().key_size == 1024
 
 
 def test_signature_version_attribute_round_trips(clients):

@@ -203,12 +203,12 @@ mod tests {
     #[test]
     fn embedded_key_parses_and_signs_deterministically() {
         let k = key();
-        assert_eq!(k.len, 256);
+        assert_eq!(k.len, 128);
         let a = sign(b"hello", "1");
         assert_eq!(a, sign(b"hello", "1"));
         assert_ne!(a, sign(b"hello", "2"));
         let raw = base64::engine::general_purpose::STANDARD.decode(a).unwrap();
-        assert_eq!(raw.len(), 256);
+        assert_eq!(raw.len(), 128);
     }
 
     #[test]
