@@ -16,6 +16,10 @@ pub struct AwsError {
     pub extra: Vec<(String, String)>,
     /// Response headers the error carries (S3's `x-amz-delete-marker`, ...).
     pub headers: Vec<(String, String)>,
+    /// Structured fields of JSON-protocol errors (DynamoDB's `CancellationReasons`,
+    /// the `Item` of a failed condition), serialized after `extra`.
+    /// (Boxed: most errors have none, and every `AwsResult` carries this type.)
+    pub json_fields: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl AwsError {
@@ -27,12 +31,21 @@ impl AwsError {
             sender_fault: status < 500,
             extra: Vec::new(),
             headers: Vec::new(),
+            json_fields: None,
         }
     }
 
     /// Adds a field that the error carries besides code and message.
     pub fn with(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.extra.push((name.into(), value.into()));
+        self
+    }
+
+    /// Adds a structured field (JSON protocols only).
+    pub fn with_json(mut self, name: impl Into<String>, value: serde_json::Value) -> Self {
+        self.json_fields
+            .get_or_insert_with(Default::default)
+            .insert(name.into(), value);
         self
     }
 

@@ -245,6 +245,9 @@ pub fn error_body(err: &AwsError) -> Vec<u8> {
     for (k, v) in &err.extra {
         m.insert(k.clone(), Value::String(v.clone()));
     }
+    for (k, v) in err.json_fields.iter().flat_map(|f| f.iter()) {
+        m.insert(k.clone(), v.clone());
+    }
     serde_json::to_vec(&Value::Object(m)).unwrap_or_default()
 }
 

@@ -368,7 +368,7 @@ fn list_queues(s: &Sqs, ctx: &RequestContext, i: &Input) -> AwsResult<Output> {
 /// Deletes every message of a queue (and its index rows) inside `t`.
 fn drop_messages(t: &mut dyn KvTxn, qid: &str) -> AwsResult<()> {
     let prefix = state::qid_prefix(qid);
-    let end = virga_store::prefix_end(&prefix);
+    let end = virga_store::prefix_end(&prefix).unwrap_or_default();
     for table in [
         state::MESSAGES,
         state::VISIBLE,
@@ -376,23 +376,9 @@ fn drop_messages(t: &mut dyn KvTxn, qid: &str) -> AwsResult<()> {
         state::GROUPS,
         state::DEDUP,
     ] {
-        loop {
-            let rows = t.scan(
-                table,
-                Bound::Included(&prefix),
-                end.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
-                1000,
-                false,
-            )?;
-            if rows.is_empty() {
-                break;
-            }
-            for (k, _) in rows {
-                t.delete(table, &k)?;
-            }
-        }
+        t.delete_range(table, &prefix, &end)?;
     }
-    Ok(())
+    t.delete(state::COUNTS, &prefix)
 }
 
 fn delete_queue(s: &Sqs, ctx: &RequestContext, i: &Input) -> AwsResult<Output> {
@@ -448,7 +434,9 @@ fn purge_expired(s: &Sqs, q: &Queue) -> AwsResult<()> {
     }
 }
 
-/// Visible, in-flight and delayed counts: four index range counts, no message reads.
+/// Visible, in-flight and delayed counts. In-flight and delayed messages are range
+/// counts of the visibility indexes' future part (short: what is in flight or
+/// delayed); visible is the rest of the stored count, so a long backlog costs nothing.
 fn count_messages(s: &Sqs, q: &Queue) -> AwsResult<Counts> {
     purge_expired(s, q)?;
     let qid = q.id();
@@ -457,20 +445,25 @@ fn count_messages(s: &Sqs, q: &Queue) -> AwsResult<Counts> {
     let end = virga_store::prefix_end(&state::qid_prefix(&qid));
     let end = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
     s.store.read(|r| {
-        let now_new = r.count(
-            state::VISIBLE,
-            Bound::Included(&start),
-            Bound::Excluded(&split),
-        )?;
-        let now_seen = r.count(
-            state::VISIBLE_SEEN,
-            Bound::Included(&start),
-            Bound::Excluded(&split),
-        )?;
         let delayed = r.count(state::VISIBLE, Bound::Included(&split), end)?;
         let in_flight = r.count(state::VISIBLE_SEEN, Bound::Included(&split), end)?;
+        let visible = match state::stored_count(r, &qid)? {
+            Some(total) => total.saturating_sub(delayed + in_flight),
+            // A queue stored before the counter existed: count the index.
+            None => {
+                r.count(
+                    state::VISIBLE,
+                    Bound::Included(&start),
+                    Bound::Excluded(&split),
+                )? + r.count(
+                    state::VISIBLE_SEEN,
+                    Bound::Included(&start),
+                    Bound::Excluded(&split),
+                )?
+            }
+        };
         Ok(Counts {
-            visible: now_new + now_seen,
+            visible,
             in_flight,
             delayed,
         })

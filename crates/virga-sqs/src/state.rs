@@ -25,6 +25,9 @@ pub const VISIBLE_SEEN: &str = "sqs.vis.seen";
 /// FIFO messages by (queue, group, seq): a receive visits each group's head instead
 /// of every message.
 pub const GROUPS: &str = "sqs.fifo";
+/// Messages stored per queue (qid) -> u64, kept by insert/remove_indexes so that the
+/// approximate counts do not have to count a long backlog.
+pub const COUNTS: &str = "sqs.count";
 pub const DEDUP: &str = "sqs.dedup";
 pub const TASKS: &str = "sqs.task";
 
@@ -181,8 +184,22 @@ fn group_key(qid: &str, m: &Message) -> Option<Vec<u8>> {
     Some(KeyBuf::new().str(qid).str(group).u64(m.seq).into_vec())
 }
 
+/// How many messages the queue stores (None for queues from before the counter).
+pub fn stored_count(r: &dyn virga_store::KvRead, qid: &str) -> AwsResult<Option<u64>> {
+    Ok(r.get(COUNTS, &qid_prefix(qid))?
+        .and_then(|v| v.try_into().ok().map(u64::from_be_bytes)))
+}
+
+fn add_count(t: &mut dyn virga_store::KvTxn, qid: &str, delta: i64) -> AwsResult<()> {
+    let key = qid_prefix(qid);
+    let cur = stored_count(t, qid)?.unwrap_or(0);
+    let next = cur.saturating_add_signed(delta);
+    t.put(COUNTS, &key, &next.to_be_bytes())
+}
+
 /// Records a new message in the queue's indexes.
 pub fn insert_indexes(t: &mut dyn virga_store::KvTxn, qid: &str, m: &Message) -> AwsResult<()> {
+    add_count(t, qid, 1)?;
     index(t, qid, m)?;
     if let Some(k) = group_key(qid, m) {
         t.put(GROUPS, &k, b"")?;
@@ -192,6 +209,7 @@ pub fn insert_indexes(t: &mut dyn virga_store::KvTxn, qid: &str, m: &Message) ->
 
 /// Removes a deleted message from the queue's indexes.
 pub fn remove_indexes(t: &mut dyn virga_store::KvTxn, qid: &str, m: &Message) -> AwsResult<()> {
+    add_count(t, qid, -1)?;
     unindex(t, qid, m)?;
     if let Some(k) = group_key(qid, m) {
         t.delete(GROUPS, &k)?;

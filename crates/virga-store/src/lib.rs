@@ -51,6 +51,8 @@ pub trait KvRead {
 pub trait KvTxn: KvRead {
     fn put(&mut self, table: &str, key: &[u8], value: &[u8]) -> AwsResult<()>;
     fn delete(&mut self, table: &str, key: &[u8]) -> AwsResult<()>;
+    /// Deletes every row with `start <= key < end`; returns how many.
+    fn delete_range(&mut self, table: &str, start: &[u8], end: &[u8]) -> AwsResult<u64>;
 }
 
 pub trait KvStore: Send + Sync {

@@ -268,6 +268,18 @@ impl KvTxn for Conn<'_> {
             .map_err(db_err)?;
         Ok(())
     }
+
+    fn delete_range(&mut self, table: &str, start: &[u8], end: &[u8]) -> AwsResult<u64> {
+        self.0
+            .prepare_cached(&format!(
+                "DELETE FROM {} WHERE tbl = ?1 AND k >= ?2 AND k < ?3",
+                physical(table)
+            ))
+            .map_err(db_err)?
+            .execute(params![table, start, end])
+            .map(|n| n as u64)
+            .map_err(db_err)
+    }
 }
 
 impl KvStore for SqliteStore {

@@ -59,7 +59,7 @@ pub async fn run(listener: TcpListener, gw: Arc<Gateway>) {
 fn service_from_target(target: &str) -> Option<&'static str> {
     let prefix = target.split('.').next().unwrap_or("");
     Some(match prefix {
-        p if p.starts_with("DynamoDBStreams") => "streams.dynamodb",
+        // DynamoDB Streams signs as `dynamodb` too; one service answers both.
         p if p.starts_with("DynamoDB") => "dynamodb",
         "AmazonSQS" => "sqs",
         p if p.starts_with("Logs") => "logs",

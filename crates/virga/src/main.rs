@@ -151,7 +151,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         s3.set_auth(credentials.clone(), args.strict_auth);
         let sqs = virga_sqs::Sqs::new(store.clone(), clock.clone(), bus.clone());
         let sns = virga_sns::Sns::new(store.clone(), clock.clone(), bus.clone());
-        let services: Vec<Arc<dyn Service>> = vec![s3.clone(), sqs, sns.clone()];
+        let dynamodb = virga_dynamodb::DynamoDb::new(store.clone(), clock.clone());
+        let services: Vec<Arc<dyn Service>> = vec![s3.clone(), sqs, sns.clone(), dynamodb];
         for s in &services {
             s.clone().start_background();
         }

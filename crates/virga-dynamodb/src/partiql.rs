@@ -1,0 +1,879 @@
+//! PartiQL for DynamoDB (ExecuteStatement, BatchExecuteStatement): SELECT, INSERT,
+//! UPDATE and DELETE. Statements are tokenized here and their WHERE clauses, SET
+//! and REMOVE parts rewritten into DynamoDB expressions (names as `#pN`, literals
+//! and `?` parameters as `:pN`), which the expression engine then parses and
+//! evaluates — one evaluator for both languages.
+
+use crate::control::{require_table, s};
+use crate::data::{self, load_item};
+use crate::errors::{expr, validation};
+use crate::keys::{key_of_item, write_item, Actor};
+use crate::state::TableMeta;
+use crate::{DynamoDb, Input, Output};
+use serde_json::{json, Map, Value};
+use std::ops::Bound;
+use virga_core::{AwsError, AwsResult, RequestContext};
+use virga_dynamodb_expr::{
+    item_size, item_to_json, key_bytes, parse_condition, parse_projection, parse_update, project,
+    AttrValue, Condition, Item, Number, Substitutions,
+};
+use virga_store::prefix_end;
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    /// A bare or "double-quoted" identifier (quoted ones are never keywords).
+    Ident(String, bool),
+    Str(String),
+    Num(String),
+    Param,
+    Punct(&'static str),
+}
+
+fn syntax(near: &str) -> AwsError {
+    validation(format!(
+        "Statement wasn't well formed, can't be processed: unexpected token: {near}"
+    ))
+}
+
+fn tokenize(text: &str) -> AwsResult<Vec<Tok>> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    const PUNCT: [&str; 20] = [
+        "<<", ">>", "<>", "!=", "<=", ">=", "=", "<", ">", "(", ")", "[", "]", "{", "}", ",", ".",
+        ":", "?", "*",
+    ];
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+            continue;
+        }
+        if c == '\'' || c == '"' {
+            let mut sv = String::new();
+            i += 1;
+            loop {
+                match chars.get(i) {
+                    None => return Err(syntax("end of statement")),
+                    Some(&q) if q == c => {
+                        if chars.get(i + 1) == Some(&c) {
+                            sv.push(c);
+                            i += 2;
+                        } else {
+                            i += 1;
+                            break;
+                        }
+                    }
+                    Some(&ch) => {
+                        sv.push(ch);
+                        i += 1;
+                    }
+                }
+            }
+            out.push(if c == '\'' {
+                Tok::Str(sv)
+            } else {
+                Tok::Ident(sv, true)
+            });
+            continue;
+        }
+        if c.is_ascii_digit() || (c == '-' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit()))
+        {
+            let start = i;
+            i += 1;
+            while i < chars.len()
+                && (chars[i].is_ascii_digit()
+                    || chars[i] == '.'
+                    || chars[i] == 'e'
+                    || chars[i] == 'E'
+                    || ((chars[i] == '-' || chars[i] == '+') && matches!(chars[i - 1], 'e' | 'E')))
+            {
+                i += 1;
+            }
+            out.push(Tok::Num(chars[start..i].iter().collect()));
+            continue;
+        }
+        if c.is_alphabetic() || c == '_' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            out.push(Tok::Ident(chars[start..i].iter().collect(), false));
+            continue;
+        }
+        let rest: String = chars[i..chars.len().min(i + 2)].iter().collect();
+        match PUNCT.iter().find(|p| rest.starts_with(**p)) {
+            Some(p) => {
+                out.push(if *p == "?" { Tok::Param } else { Tok::Punct(p) });
+                i += p.len();
+            }
+            None => return Err(syntax(&c.to_string())),
+        }
+    }
+    Ok(out)
+}
+
+fn is_kw(t: Option<&Tok>, kw: &str) -> bool {
+    matches!(t, Some(Tok::Ident(s, false)) if s.eq_ignore_ascii_case(kw))
+}
+
+/// Rewrites PartiQL tokens into DynamoDB expression text, collecting the names and
+/// values it introduces.
+struct Rewriter<'a> {
+    params: &'a [AttrValue],
+    next_param: usize,
+    names: Map<String, Value>,
+    values: Map<String, Value>,
+}
+
+impl Rewriter<'_> {
+    fn name(&mut self, n: &str) -> String {
+        let key = format!("#p{}", self.names.len());
+        self.names.insert(key.clone(), json!(n));
+        key
+    }
+
+    fn value(&mut self, v: AttrValue) -> String {
+        let key = format!(":p{}", self.values.len());
+        self.values.insert(key.clone(), v.to_json());
+        key
+    }
+
+    /// A literal (or `?`) starting at `toks[*i]`.
+    fn literal(&mut self, toks: &[Tok], i: &mut usize) -> AwsResult<AttrValue> {
+        let t = toks.get(*i).ok_or_else(|| syntax("end of statement"))?;
+        *i += 1;
+        Ok(match t {
+            Tok::Str(s) => AttrValue::S(s.clone()),
+            Tok::Num(n) => AttrValue::N(Number::parse(n).map_err(validation)?),
+            Tok::Param => {
+                let v = self.params.get(self.next_param).cloned().ok_or_else(|| {
+                    validation("Number of parameters in request and statement don't match.")
+                })?;
+                self.next_param += 1;
+                v
+            }
+            Tok::Ident(k, false) if k.eq_ignore_ascii_case("true") => AttrValue::Bool(true),
+            Tok::Ident(k, false) if k.eq_ignore_ascii_case("false") => AttrValue::Bool(false),
+            Tok::Ident(k, false) if k.eq_ignore_ascii_case("null") => AttrValue::Null,
+            Tok::Punct("{") => {
+                let mut m = std::collections::BTreeMap::new();
+                while toks.get(*i) != Some(&Tok::Punct("}")) {
+                    let key = match toks.get(*i) {
+                        Some(Tok::Str(k)) | Some(Tok::Ident(k, _)) => k.clone(),
+                        _ => return Err(syntax("{")),
+                    };
+                    *i += 1;
+                    if toks.get(*i) != Some(&Tok::Punct(":")) {
+                        return Err(syntax(":"));
+                    }
+                    *i += 1;
+                    let v = self.literal(toks, i)?;
+                    m.insert(key, v);
+                    if toks.get(*i) == Some(&Tok::Punct(",")) {
+                        *i += 1;
+                    }
+                }
+                *i += 1;
+                AttrValue::M(m)
+            }
+            Tok::Punct("[") => {
+                let mut l = Vec::new();
+                while toks.get(*i) != Some(&Tok::Punct("]")) {
+                    l.push(self.literal(toks, i)?);
+                    if toks.get(*i) == Some(&Tok::Punct(",")) {
+                        *i += 1;
+                    } else if toks.get(*i) != Some(&Tok::Punct("]")) {
+                        return Err(syntax("["));
+                    }
+                }
+                *i += 1;
+                AttrValue::L(l)
+            }
+            Tok::Punct("<<") => {
+                let mut items = Vec::new();
+                while toks.get(*i) != Some(&Tok::Punct(">>")) {
+                    items.push(self.literal(toks, i)?);
+                    if toks.get(*i) == Some(&Tok::Punct(",")) {
+                        *i += 1;
+                    }
+                }
+                *i += 1;
+                set_of(items)?
+            }
+            other => return Err(syntax(&describe(other))),
+        })
+    }
+
+    /// Rewrites a condition or SET/REMOVE clause (tokens up to `end`).
+    fn rewrite(&mut self, toks: &[Tok]) -> AwsResult<String> {
+        let mut out = String::new();
+        let mut i = 0;
+        while i < toks.len() {
+            let t = &toks[i];
+            let piece = match t {
+                Tok::Ident(k, false)
+                    if ["AND", "OR", "NOT", "BETWEEN", "SET", "REMOVE"]
+                        .iter()
+                        .any(|w| k.eq_ignore_ascii_case(w)) =>
+                {
+                    i += 1;
+                    k.to_ascii_uppercase()
+                }
+                Tok::Ident(k, false) if k.eq_ignore_ascii_case("IS") => {
+                    // `path IS [NOT] MISSING` -> attribute_[not_]exists(path)
+                    let not = is_kw(toks.get(i + 1), "NOT");
+                    let missing_at = i + 1 + usize::from(not);
+                    if !is_kw(toks.get(missing_at), "MISSING") {
+                        return Err(syntax("IS"));
+                    }
+                    let (path, start) = last_path(&out);
+                    out.truncate(start);
+                    i = missing_at + 1;
+                    format!(
+                        "{}({path})",
+                        if not {
+                            "attribute_exists"
+                        } else {
+                            "attribute_not_exists"
+                        }
+                    )
+                }
+                Tok::Ident(k, false) if k.eq_ignore_ascii_case("IN") => {
+                    i += 1;
+                    if toks.get(i) != Some(&Tok::Punct("["))
+                        && toks.get(i) != Some(&Tok::Punct("("))
+                    {
+                        return Err(syntax("IN"));
+                    }
+                    let close = if toks[i] == Tok::Punct("[") { "]" } else { ")" };
+                    i += 1;
+                    let mut vals = Vec::new();
+                    while toks.get(i) != Some(&Tok::Punct(close)) {
+                        let v = self.literal(toks, &mut i)?;
+                        vals.push(self.value(v));
+                        if toks.get(i) == Some(&Tok::Punct(",")) {
+                            i += 1;
+                        }
+                        if i >= toks.len() {
+                            return Err(syntax("IN"));
+                        }
+                    }
+                    i += 1;
+                    format!("IN ({})", vals.join(", "))
+                }
+                Tok::Ident(k, false)
+                    if toks.get(i + 1) == Some(&Tok::Punct("("))
+                        && [
+                            "begins_with",
+                            "contains",
+                            "attribute_type",
+                            "size",
+                            "attribute_exists",
+                            "attribute_not_exists",
+                            "if_not_exists",
+                            "list_append",
+                        ]
+                        .iter()
+                        .any(|f| k.eq_ignore_ascii_case(f)) =>
+                {
+                    i += 1;
+                    k.to_ascii_lowercase()
+                }
+                Tok::Ident(k, false)
+                    if ["true", "false", "null"]
+                        .iter()
+                        .any(|w| k.eq_ignore_ascii_case(w)) =>
+                {
+                    let v = self.literal(toks, &mut i)?;
+                    self.value(v)
+                }
+                Tok::Ident(n, _) => {
+                    i += 1;
+                    self.name(n)
+                }
+                Tok::Str(_) | Tok::Num(_) | Tok::Param | Tok::Punct("{") | Tok::Punct("<<") => {
+                    let v = self.literal(toks, &mut i)?;
+                    self.value(v)
+                }
+                Tok::Punct("[")
+                    if i > 0 && matches!(toks[i - 1], Tok::Ident(..) | Tok::Punct("]")) =>
+                {
+                    // A list index: [N]
+                    let Some(Tok::Num(n)) = toks.get(i + 1) else {
+                        return Err(syntax("["));
+                    };
+                    i += 3;
+                    out.push_str(&format!("[{n}]"));
+                    continue;
+                }
+                Tok::Punct("[") => {
+                    let v = self.literal(toks, &mut i)?;
+                    self.value(v)
+                }
+                Tok::Punct("!=") => {
+                    i += 1;
+                    "<>".to_string()
+                }
+                Tok::Punct(".") => {
+                    i += 1;
+                    out.push('.');
+                    continue;
+                }
+                Tok::Punct(p) => {
+                    i += 1;
+                    (*p).to_string()
+                }
+            };
+            // Spaces between tokens, none inside calls and document paths.
+            if !out.is_empty()
+                && !out.ends_with('(')
+                && !out.ends_with('.')
+                && !matches!(piece.as_str(), ")" | "," | "(")
+            {
+                out.push(' ');
+            }
+            out.push_str(&piece);
+        }
+        Ok(out)
+    }
+}
+
+/// The document path at the end of rewritten text, and where it starts.
+fn last_path(out: &str) -> (String, usize) {
+    let trimmed = out.trim_end();
+    let start = trimmed.rfind(' ').map_or(0, |p| p + 1);
+    (trimmed[start..].to_string(), start)
+}
+
+fn describe(t: &Tok) -> String {
+    match t {
+        Tok::Ident(s, _) | Tok::Str(s) | Tok::Num(s) => s.clone(),
+        Tok::Param => "?".into(),
+        Tok::Punct(p) => (*p).to_string(),
+    }
+}
+
+fn set_of(items: Vec<AttrValue>) -> AwsResult<AttrValue> {
+    if items.iter().all(|v| matches!(v, AttrValue::S(_))) {
+        Ok(AttrValue::Ss(
+            items
+                .into_iter()
+                .filter_map(|v| match v {
+                    AttrValue::S(s) => Some(s),
+                    _ => None,
+                })
+                .collect(),
+        ))
+    } else if items.iter().all(|v| matches!(v, AttrValue::N(_))) {
+        Ok(AttrValue::Ns(
+            items
+                .into_iter()
+                .filter_map(|v| match v {
+                    AttrValue::N(n) => Some(n),
+                    _ => None,
+                })
+                .collect(),
+        ))
+    } else if items.iter().all(|v| matches!(v, AttrValue::B(_))) {
+        Ok(AttrValue::Bs(
+            items
+                .into_iter()
+                .filter_map(|v| match v {
+                    AttrValue::B(b) => Some(b),
+                    _ => None,
+                })
+                .collect(),
+        ))
+    } else {
+        Err(validation("Unsupported set type"))
+    }
+}
+
+/// Splits tokens at a top-level keyword (outside brackets).
+fn split_kw<'t>(toks: &'t [Tok], kw: &str) -> Option<(&'t [Tok], &'t [Tok])> {
+    let mut depth = 0i32;
+    for (i, t) in toks.iter().enumerate() {
+        match t {
+            Tok::Punct("(" | "[" | "{" | "<<") => depth += 1,
+            Tok::Punct(")" | "]" | "}" | ">>") => depth -= 1,
+            _ if depth == 0 && is_kw(Some(t), kw) => return Some((&toks[..i], &toks[i + 1..])),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `name = value` pairs joined by top-level AND in a WHERE clause.
+fn equalities(toks: &[Tok], rw: &mut Rewriter) -> AwsResult<Vec<(String, AttrValue)>> {
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut has_or = false;
+    for t in toks {
+        match t {
+            Tok::Punct("(" | "[" | "{" | "<<") => depth += 1,
+            Tok::Punct(")" | "]" | "}" | ">>") => depth -= 1,
+            _ if depth == 0 && is_kw(Some(t), "OR") => has_or = true,
+            _ => {}
+        }
+    }
+    if has_or {
+        return Ok(out);
+    }
+    let mut probe = Rewriter {
+        params: rw.params,
+        next_param: rw.next_param,
+        names: Map::new(),
+        values: Map::new(),
+    };
+    let mut i = 0;
+    let mut depth = 0i32;
+    while i < toks.len() {
+        match &toks[i] {
+            Tok::Punct("(" | "[" | "{" | "<<") => depth += 1,
+            Tok::Punct(")" | "]" | "}" | ">>") => depth -= 1,
+            Tok::Param => probe.next_param += 1,
+            Tok::Ident(n, _)
+                if depth == 0
+                    && toks.get(i + 1) == Some(&Tok::Punct("="))
+                    && (i == 0 || is_kw(toks.get(i - 1), "AND")) =>
+            {
+                let mut j = i + 2;
+                let v = probe.literal(toks, &mut j)?;
+                out.push((n.clone(), v));
+                i = j;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(out)
+}
+
+fn table_ref(toks: &[Tok]) -> AwsResult<(String, Option<String>, usize)> {
+    let Some(Tok::Ident(t, _)) = toks.first() else {
+        return Err(syntax(&toks.first().map(describe).unwrap_or_default()));
+    };
+    if toks.get(1) == Some(&Tok::Punct(".")) {
+        if let Some(Tok::Ident(ix, _)) = toks.get(2) {
+            return Ok((t.clone(), Some(ix.clone()), 3));
+        }
+    }
+    Ok((t.clone(), None, 1))
+}
+
+fn params_of(i: &Input) -> AwsResult<Vec<AttrValue>> {
+    i.get("Parameters")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|v| AttrValue::from_json(v).map_err(validation))
+                .collect()
+        })
+        .unwrap_or_else(|| Ok(Vec::new()))
+}
+
+fn subs(rw: &Rewriter) -> AwsResult<Substitutions> {
+    let names = (!rw.names.is_empty()).then_some(&rw.names);
+    let values = (!rw.values.is_empty()).then_some(&rw.values);
+    Substitutions::new(names, values).map_err(expr)
+}
+
+fn key_from(meta: &TableMeta, eqs: &[(String, AttrValue)]) -> AwsResult<Item> {
+    let mut key = Item::new();
+    for name in meta.key_names() {
+        let v = eqs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| {
+                validation(
+                    "Where clause does not contain a mandatory equality on all key attributes",
+                )
+            })?;
+        key.insert(name.to_string(), v);
+    }
+    Ok(key)
+}
+
+pub fn execute_statement(ddb: &DynamoDb, ctx: &RequestContext, i: &Input) -> AwsResult<Output> {
+    let statement = s(i, "Statement").unwrap_or("");
+    let params = params_of(i)?;
+    run(ddb, ctx, statement, &params, i)
+}
+
+fn run(
+    ddb: &DynamoDb,
+    ctx: &RequestContext,
+    statement: &str,
+    params: &[AttrValue],
+    i: &Input,
+) -> AwsResult<Output> {
+    let toks = tokenize(statement)?;
+    let mut rw = Rewriter {
+        params,
+        next_param: 0,
+        names: Map::new(),
+        values: Map::new(),
+    };
+    let first = toks
+        .first()
+        .map(describe)
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    let out = match first.as_str() {
+        "SELECT" => select(ddb, ctx, &toks[1..], &mut rw, i)?,
+        "INSERT" => insert(ddb, ctx, &toks[1..], &mut rw)?,
+        "UPDATE" => update(ddb, ctx, &toks[1..], &mut rw)?,
+        "DELETE" => delete(ddb, ctx, &toks[1..], &mut rw)?,
+        _ => return Err(syntax(&first)),
+    };
+    if rw.next_param != params.len() {
+        return Err(validation(
+            "Number of parameters in request and statement don't match.",
+        ));
+    }
+    Ok(out)
+}
+
+fn select(
+    ddb: &DynamoDb,
+    ctx: &RequestContext,
+    toks: &[Tok],
+    rw: &mut Rewriter,
+    i: &Input,
+) -> AwsResult<Output> {
+    let (proj, rest) = split_kw(toks, "FROM").ok_or_else(|| syntax("SELECT"))?;
+    let (table, index, used) = table_ref(rest)?;
+    let rest = &rest[used..];
+    let where_toks = if rest.is_empty() {
+        None
+    } else if is_kw(rest.first(), "WHERE") {
+        Some(&rest[1..])
+    } else {
+        return Err(syntax(&describe(&rest[0])));
+    };
+    let meta = require_table(ddb, ctx, &table)?;
+    let projection_text = if proj == [Tok::Punct("*")] {
+        None
+    } else {
+        Some(rw.rewrite(proj)?)
+    };
+    let (cond_text, eqs) = match where_toks {
+        Some(w) => {
+            let eqs = equalities(w, rw)?;
+            (Some(rw.rewrite(w)?), eqs)
+        }
+        None => (None, Vec::new()),
+    };
+    let subs = subs(rw)?;
+    let cond = cond_text
+        .map(|t| parse_condition(&t, "ConditionExpression", &subs))
+        .transpose()
+        .map_err(expr)?;
+    let projection = projection_text
+        .map(|t| parse_projection(&t, &subs))
+        .transpose()
+        .map_err(expr)?;
+    let index_meta = match &index {
+        Some(n) => Some(meta.index(n).ok_or_else(|| {
+            validation(format!("The table does not have the specified index: {n}"))
+        })?),
+        None => None,
+    };
+    // A partition-key equality narrows the read to that partition.
+    let hash_name = index_meta.map_or(&meta.hash.name, |(ix, _)| &ix.hash.name);
+    let mut prefix = match index_meta {
+        Some((ix, _)) => crate::keys::index_bounds(&meta, &ix.name).0,
+        None => virga_store::KeyBuf::new().u64(meta.uid).into_vec(),
+    };
+    if let Some((_, v)) = eqs.iter().find(|(n, _)| n == hash_name) {
+        prefix.extend_from_slice(&key_bytes(v));
+    }
+    let store_table = if index_meta.is_some() {
+        crate::state::INDEX
+    } else {
+        crate::state::ITEMS
+    };
+    let limit = i.get("Limit").and_then(Value::as_u64).map(|l| l as usize);
+    let start = match s(i, "NextToken") {
+        Some(tok) => {
+            Bound::Excluded(hex::decode(tok).map_err(|_| validation("Invalid NextToken"))?)
+        }
+        None => Bound::Included(prefix.clone()),
+    };
+    let end = prefix_end(&prefix).unwrap_or_default();
+    let mut items = Vec::new();
+    let mut next = None;
+    let mut bytes = 0usize;
+    let mut from = start;
+    ddb.store.read(|r| loop {
+        let rows = r.scan(
+            store_table,
+            match &from {
+                Bound::Included(k) => Bound::Included(k.as_slice()),
+                Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
+                Bound::Unbounded => Bound::Unbounded,
+            },
+            Bound::Excluded(end.as_slice()),
+            256,
+            false,
+        )?;
+        let done = rows.len() < 256;
+        for (k, v) in &rows {
+            from = Bound::Excluded(k.clone());
+            let item = crate::keys::decode_item(v)?;
+            bytes += item_size(&item);
+            let keep = match &cond {
+                Some(c) => c.eval(&item).map_err(expr)?,
+                None => true,
+            };
+            if keep {
+                let shown = match &projection {
+                    Some(p) => project(&item, p),
+                    None => item,
+                };
+                items.push(Value::Object(item_to_json(&shown)));
+            }
+            if limit.is_some_and(|l| items.len() >= l) || bytes >= 1024 * 1024 {
+                next = Some(hex::encode(k));
+                return Ok(());
+            }
+        }
+        if done {
+            return Ok(());
+        }
+    })?;
+    let mut out = Map::new();
+    out.insert("Items".into(), Value::Array(items));
+    if let Some(n) = next {
+        out.insert("NextToken".into(), json!(n));
+    }
+    Ok(out)
+}
+
+fn insert(
+    ddb: &DynamoDb,
+    ctx: &RequestContext,
+    toks: &[Tok],
+    rw: &mut Rewriter,
+) -> AwsResult<Output> {
+    if !is_kw(toks.first(), "INTO") {
+        return Err(syntax("INSERT"));
+    }
+    let (table, _, used) = table_ref(&toks[1..])?;
+    let rest = &toks[1 + used..];
+    if !is_kw(rest.first(), "VALUE") {
+        return Err(syntax(&rest.first().map(describe).unwrap_or_default()));
+    }
+    let mut j = 1;
+    let AttrValue::M(item) = rw.literal(rest, &mut j)? else {
+        return Err(syntax("VALUE"));
+    };
+    if j != rest.len() {
+        return Err(syntax(&describe(&rest[j])));
+    }
+    let meta = require_table(ddb, ctx, &table)?;
+    let key = key_of_item(&meta, &item)?;
+    let _guard = ddb.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+    ddb.store.transact(|t| {
+        if load_item(t, &key)?.is_some() {
+            return Err(AwsError::new(
+                400,
+                "DuplicateItemException",
+                "Duplicate primary key exists in table",
+            ));
+        }
+        write_item(ddb, t, &meta, &key, None, Some(&item), Actor::User)
+    })?;
+    Ok(Map::new())
+}
+
+/// The item a WHERE clause names by its full primary key, with the whole clause as
+/// the write's condition.
+fn targeted(
+    ddb: &DynamoDb,
+    ctx: &RequestContext,
+    table: &str,
+    where_toks: &[Tok],
+    rw: &mut Rewriter,
+) -> AwsResult<(TableMeta, Item, String)> {
+    let meta = require_table(ddb, ctx, table)?;
+    let eqs = equalities(where_toks, rw)?;
+    let key = key_from(&meta, &eqs)?;
+    let cond = rw.rewrite(where_toks)?;
+    Ok((meta, key, cond))
+}
+
+fn update(
+    ddb: &DynamoDb,
+    ctx: &RequestContext,
+    toks: &[Tok],
+    rw: &mut Rewriter,
+) -> AwsResult<Output> {
+    let (table, _, used) = table_ref(toks)?;
+    let rest = &toks[used..];
+    let (clauses, where_toks) = split_kw(rest, "WHERE").ok_or_else(|| {
+        validation("Where clause does not contain a mandatory equality on all key attributes")
+    })?;
+    // SET a = 1 SET b = 2 REMOVE c  ->  SET a = 1, b = 2 REMOVE c
+    let mut sets: Vec<&[Tok]> = Vec::new();
+    let mut removes: Vec<&[Tok]> = Vec::new();
+    let mut start = 0;
+    let mut kind = "";
+    for idx in 0..=clauses.len() {
+        let boundary = idx == clauses.len()
+            || is_kw(clauses.get(idx), "SET")
+            || is_kw(clauses.get(idx), "REMOVE");
+        if boundary {
+            if idx > start {
+                match kind {
+                    "SET" => sets.push(&clauses[start..idx]),
+                    "REMOVE" => removes.push(&clauses[start..idx]),
+                    _ => return Err(syntax(&describe(&clauses[start]))),
+                }
+            }
+            if idx < clauses.len() {
+                kind = if is_kw(clauses.get(idx), "SET") {
+                    "SET"
+                } else {
+                    "REMOVE"
+                };
+                start = idx + 1;
+            }
+        }
+    }
+    let mut text = String::new();
+    if !sets.is_empty() {
+        let parts: Vec<String> = sets
+            .iter()
+            .map(|c| rw.rewrite(c))
+            .collect::<AwsResult<_>>()?;
+        text.push_str(&format!("SET {}", parts.join(", ")));
+    }
+    if !removes.is_empty() {
+        let parts: Vec<String> = removes
+            .iter()
+            .map(|c| rw.rewrite(c))
+            .collect::<AwsResult<_>>()?;
+        text.push_str(&format!(" REMOVE {}", parts.join(", ")));
+    }
+    let (meta, key_item, cond_text) = targeted(ddb, ctx, &table, where_toks, rw)?;
+    let subs = subs(rw)?;
+    let upd = parse_update(text.trim(), &subs).map_err(expr)?;
+    let cond = parse_condition(&cond_text, "ConditionExpression", &subs).map_err(expr)?;
+    let (_, key) = crate::keys::parse_key(&meta, Some(&Value::Object(item_to_json(&key_item))))?;
+    let _guard = ddb.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+    ddb.store.transact(|t| {
+        let old = load_item(t, &key)?;
+        let Some(old) = old else {
+            return Err(crate::errors::condition_failed());
+        };
+        if !cond.eval(&old).map_err(expr)? {
+            return Err(crate::errors::condition_failed());
+        }
+        let new = data::apply_update(&meta, &key_item, Some(&old), Some(&upd))?;
+        write_item(ddb, t, &meta, &key, Some(&old), Some(&new), Actor::User)
+    })?;
+    Ok(Map::new())
+}
+
+fn delete(
+    ddb: &DynamoDb,
+    ctx: &RequestContext,
+    toks: &[Tok],
+    rw: &mut Rewriter,
+) -> AwsResult<Output> {
+    if !is_kw(toks.first(), "FROM") {
+        return Err(syntax("DELETE"));
+    }
+    let (table, _, used) = table_ref(&toks[1..])?;
+    let rest = &toks[1 + used..];
+    if !is_kw(rest.first(), "WHERE") {
+        return Err(validation(
+            "Where clause does not contain a mandatory equality on all key attributes",
+        ));
+    }
+    let (meta, key_item, cond_text) = targeted(ddb, ctx, &table, &rest[1..], rw)?;
+    let subs = subs(rw)?;
+    let cond: Condition =
+        parse_condition(&cond_text, "ConditionExpression", &subs).map_err(expr)?;
+    let (_, key) = crate::keys::parse_key(&meta, Some(&Value::Object(item_to_json(&key_item))))?;
+    let _guard = ddb.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+    ddb.store.transact(|t| {
+        let Some(old) = load_item(t, &key)? else {
+            return Ok(());
+        };
+        if !cond.eval(&old).map_err(expr)? {
+            return Err(crate::errors::condition_failed());
+        }
+        write_item(ddb, t, &meta, &key, Some(&old), None, Actor::User)
+    })?;
+    Ok(Map::new())
+}
+
+pub fn batch_execute_statement(
+    ddb: &DynamoDb,
+    ctx: &RequestContext,
+    i: &Input,
+) -> AwsResult<Output> {
+    let statements = i
+        .get("Statements")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if statements.len() > 25 {
+        return Err(validation(
+            "1 validation error detected: Value at 'statements' failed to satisfy constraint: Member must have length less than or equal to 25",
+        ));
+    }
+    let mut responses = Vec::new();
+    for st in &statements {
+        let st = st.as_object().cloned().unwrap_or_default();
+        let text = s(&st, "Statement").unwrap_or("");
+        let result = params_of(&st).and_then(|p| run(ddb, ctx, text, &p, &st));
+        let table = tokenize(text)
+            .ok()
+            .and_then(|t| {
+                t.iter()
+                    .position(|x| {
+                        is_kw(Some(x), "FROM") || is_kw(Some(x), "INTO") || is_kw(Some(x), "UPDATE")
+                    })
+                    .and_then(|p| t.get(p + 1).cloned())
+            })
+            .map(|t| describe(&t));
+        let mut r = Map::new();
+        if let Some(t) = table {
+            r.insert("TableName".into(), json!(t));
+        }
+        match result {
+            Ok(out) => {
+                if let Some(Value::Array(items)) = out.get("Items") {
+                    if let Some(first) = items.first() {
+                        r.insert("Item".into(), first.clone());
+                    }
+                }
+            }
+            Err(e) => {
+                let code = e
+                    .code
+                    .rsplit('#')
+                    .next()
+                    .unwrap_or(&e.code)
+                    .trim_end_matches("Exception")
+                    .to_string();
+                r.insert("Error".into(), json!({"Code": code, "Message": e.message}));
+            }
+        }
+        responses.push(Value::Object(r));
+    }
+    Ok(data_obj(json!({ "Responses": responses })))
+}
+
+fn data_obj(v: Value) -> Output {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
