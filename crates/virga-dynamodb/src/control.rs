@@ -65,9 +65,32 @@ pub fn check_table_name(name: &str) -> AwsResult<()> {
 /// The table `name` (or table ARN) in the caller's region, or ResourceNotFoundException.
 pub fn require_table(ddb: &DynamoDb, ctx: &RequestContext, name: &str) -> AwsResult<TableMeta> {
     let name = name_from_arn(name);
-    ddb.store
+    let key = (ctx.region.clone(), name.to_string());
+    if let Some(meta) = ddb
+        .tables
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&key)
+    {
+        return Ok(TableMeta::clone(meta));
+    }
+    let meta = ddb
+        .store
         .read(|r| state::load_table(r, &ctx.region, name))?
-        .ok_or_else(crate::errors::no_table)
+        .ok_or_else(crate::errors::no_table)?;
+    ddb.tables
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(key, std::sync::Arc::new(meta.clone()));
+    Ok(meta)
+}
+
+/// Drops a table's cached description (after a control-plane change to it).
+pub fn forget_table(ddb: &DynamoDb, region: &str, name: &str) {
+    ddb.tables
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&(region.to_string(), name.to_string()));
 }
 
 /// Accepts a table ARN where a table name is expected, as AWS does.
@@ -437,6 +460,7 @@ pub fn create_table(ddb: &DynamoDb, ctx: &RequestContext, i: &Input) -> AwsResul
         state::save_table(t, &meta)?;
         Ok(meta)
     })?;
+    forget_table(ddb, &ctx.region, &name);
     let desc = describe(ddb, &meta, "CREATING", None)?;
     Ok(obj(json!({ "TableDescription": desc })))
 }
@@ -644,6 +668,7 @@ pub fn delete_table(ddb: &DynamoDb, ctx: &RequestContext, i: &Input) -> AwsResul
         t.delete(TABLES, &state::table_key(&ctx.region, &name))?;
         Ok(meta)
     })?;
+    forget_table(ddb, &ctx.region, &name);
     let mut desc = describe(ddb, &meta, "DELETING", None)?;
     desc["ItemCount"] = json!(0);
     desc["TableSizeBytes"] = json!(0);
@@ -802,6 +827,7 @@ pub fn update_table(ddb: &DynamoDb, ctx: &RequestContext, i: &Input) -> AwsResul
         state::save_table(t, &meta)?;
         Ok((meta, created_index))
     })?;
+    forget_table(ddb, &ctx.region, &name);
     let desc = describe(ddb, &meta, "UPDATING", created_index.as_deref())?;
     Ok(obj(json!({ "TableDescription": desc })))
 }
@@ -901,12 +927,15 @@ fn with_table_by_arn<T>(
             .ok_or_else(not_found)?;
         return f(&mut meta);
     }
-    ddb.store.transact(|t| {
+    let _guard = ddb.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+    let out = ddb.store.transact(|t| {
         let mut meta = state::load_table(t, &region, &name)?.ok_or_else(not_found)?;
         let out = f(&mut meta)?;
         state::save_table(t, &meta)?;
         Ok(out)
-    })
+    })?;
+    forget_table(ddb, &region, &name);
+    Ok(out)
 }
 
 pub fn tag_resource(ddb: &DynamoDb, _ctx: &RequestContext, i: &Input) -> AwsResult<Output> {
@@ -1005,6 +1034,7 @@ pub fn update_ttl(ddb: &DynamoDb, ctx: &RequestContext, i: &Input) -> AwsResult<
         }
         state::save_table(t, &meta)
     })?;
+    forget_table(ddb, &ctx.region, &name);
     ddb.ttl_wake.notify_one();
     Ok(obj(json!({
         "TimeToLiveSpecification": {"Enabled": enabled, "AttributeName": attr}

@@ -224,6 +224,8 @@ pub fn put_item(ddb: &DynamoDb, ctx: &RequestContext, i: &Input) -> AwsResult<Ou
     subs.check_unused().map_err(expr)?;
     let rv = check_return_values(i, &["NONE", "ALL_OLD"])?;
     let _guard = ddb.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+    // Indexes, TTL or the stream may have changed since validation.
+    let meta = table_for(ddb, ctx, i)?;
     let old = ddb.store.transact(|t| {
         let old = load_item(t, &key)?;
         if let Some(c) = &cond {
@@ -344,6 +346,7 @@ pub fn update_item(ddb: &DynamoDb, ctx: &RequestContext, i: &Input) -> AwsResult
         &["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"],
     )?;
     let _guard = ddb.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+    let meta = table_for(ddb, ctx, i)?;
     let (old, new) = ddb.store.transact(|t| {
         let old = load_item(t, &key)?;
         if let Some(c) = &cond {
@@ -392,6 +395,8 @@ pub fn delete_item(ddb: &DynamoDb, ctx: &RequestContext, i: &Input) -> AwsResult
     subs.check_unused().map_err(expr)?;
     let rv = check_return_values(i, &["NONE", "ALL_OLD"])?;
     let _guard = ddb.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+    // Indexes, TTL or the stream may have changed since validation.
+    let meta = table_for(ddb, ctx, i)?;
     let old = ddb.store.transact(|t| {
         let old = load_item(t, &key)?;
         if let Some(c) = &cond {
@@ -569,6 +574,9 @@ pub fn batch_write_item(ddb: &DynamoDb, ctx: &RequestContext, i: &Input) -> AwsR
         writes.push((meta, ops));
     }
     let _guard = ddb.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+    for (meta, _) in writes.iter_mut() {
+        *meta = require_table(ddb, ctx, &meta.name)?;
+    }
     let sizes = ddb.store.transact(|t| {
         let mut sizes = Vec::new();
         for (meta, ops) in &writes {

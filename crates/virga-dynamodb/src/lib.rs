@@ -46,6 +46,11 @@ pub struct DynamoDb {
     pub(crate) stream_seq: std::sync::atomic::AtomicU64,
     /// Wakes the TTL sweeper when the clock moves.
     pub(crate) ttl_wake: tokio::sync::Notify,
+    /// Table descriptions by (region, name), so that an item operation does not read
+    /// and decode its table's record. Control-plane writes, which hold `write_lock`,
+    /// drop entries; item writes look their table up again under the lock.
+    pub(crate) tables:
+        std::sync::Mutex<std::collections::HashMap<(String, String), Arc<state::TableMeta>>>,
 }
 
 impl DynamoDb {
@@ -57,6 +62,7 @@ impl DynamoDb {
             write_lock: std::sync::Mutex::new(()),
             stream_seq: std::sync::atomic::AtomicU64::new(start),
             ttl_wake: tokio::sync::Notify::new(),
+            tables: Default::default(),
         })
     }
 
@@ -230,6 +236,11 @@ impl virga_core::Service for DynamoDb {
     }
 
     fn reset(&self) -> AwsResult<()> {
+        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.tables
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         self.store.clear("ddb.")
     }
 

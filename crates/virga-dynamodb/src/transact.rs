@@ -159,6 +159,9 @@ pub fn transact_write(ddb: &DynamoDb, ctx: &RequestContext, i: &Input) -> AwsRes
     ));
     let now = ddb.clock.now_secs_f64();
     let _guard = ddb.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+    for p in planned.iter_mut() {
+        p.meta = require_table(ddb, ctx, &p.meta.name)?;
+    }
     let sizes = ddb.store.transact(|t| {
         if let Some(tok) = &token {
             let key = KeyBuf::new().str(tok).into_vec();
