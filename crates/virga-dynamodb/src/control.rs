@@ -666,6 +666,18 @@ pub fn delete_table(ddb: &DynamoDb, ctx: &RequestContext, i: &Input) -> AwsResul
         }
         t.delete(STATS, &state::stats_key(meta.uid))?;
         t.delete(TABLES, &state::table_key(&ctx.region, &name))?;
+        if meta.stream.is_some() {
+            let mut dropped = meta.clone();
+            if let Some(st) = dropped.stream.as_mut() {
+                st.enabled = false;
+            }
+            let key = KeyBuf::new()
+                .str(&ctx.region)
+                .str(&name)
+                .u64(meta.uid)
+                .into_vec();
+            t.put(state::DROPPED, &key, &state::encode(&dropped)?)?;
+        }
         Ok(meta)
     })?;
     forget_table(ddb, &ctx.region, &name);

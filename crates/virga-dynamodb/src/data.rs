@@ -11,12 +11,68 @@ use std::collections::HashSet;
 use virga_core::{AwsResult, RequestContext};
 use virga_dynamodb_expr::{
     item_from_json, item_size, item_to_json, legacy, parse_condition, parse_projection,
-    parse_update, project, Condition, Item, Path, Substitutions, Update,
+    parse_update, project, AttrValue, Condition, Item, Path, Substitutions, Update,
 };
 use virga_store::KvTxn;
 
 pub fn parse_item(m: &Map<String, Value>) -> AwsResult<Item> {
-    item_from_json(m).map_err(validation)
+    let item = item_from_json(m).map_err(validation)?;
+    check_item_shape(&item)?;
+    Ok(item)
+}
+
+/// DynamoDB's limits on an item's shape: attribute names of 1..65535 bytes and at
+/// most 32 levels of nested maps and lists.
+pub fn check_item_shape(item: &Item) -> AwsResult<()> {
+    fn depth(v: &AttrValue) -> usize {
+        match v {
+            AttrValue::M(m) => 1 + m.values().map(depth).max().unwrap_or(0),
+            AttrValue::L(l) => 1 + l.iter().map(depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+    fn names(v: &AttrValue) -> AwsResult<()> {
+        if let AttrValue::M(m) = v {
+            for (k, x) in m {
+                check_name(k)?;
+                names(x)?;
+            }
+        } else if let AttrValue::L(l) = v {
+            for x in l {
+                names(x)?;
+            }
+        }
+        Ok(())
+    }
+    for (k, v) in item {
+        check_name(k)?;
+        names(v)?;
+        if depth(v) >= MAX_NESTING {
+            return Err(nesting_error());
+        }
+    }
+    Ok(())
+}
+
+/// Maps and lists may nest 32 levels deep (the top-level attribute counts as one).
+const MAX_NESTING: usize = 32;
+
+pub fn nesting_error() -> virga_core::AwsError {
+    validation("Nesting Levels have exceeded supported limits: Attributes in the item have nested levels beyond supported limit")
+}
+
+fn check_name(name: &str) -> AwsResult<()> {
+    if name.is_empty() {
+        return Err(validation(
+            "One or more parameter values were invalid: An attribute name may not be empty",
+        ));
+    }
+    if name.len() >= 65536 {
+        return Err(validation(
+            "Attribute name is too large, must be less than 65536 bytes",
+        ));
+    }
+    Ok(())
 }
 
 fn obj(v: Value) -> Output {
@@ -28,6 +84,23 @@ fn obj(v: Value) -> Output {
 
 /// The request's ExpressionAttributeNames/Values.
 pub fn substitutions(i: &Input) -> AwsResult<Substitutions> {
+    if let Some(names) = i.get("ExpressionAttributeNames").and_then(Value::as_object) {
+        for (k, v) in names {
+            match v.as_str() {
+                Some("") => {
+                    return Err(validation(format!(
+                        "ExpressionAttributeNames contains invalid value: Empty attribute name for key {k}"
+                    )))
+                }
+                Some(n) if n.len() >= 65536 => {
+                    return Err(validation(
+                        "Attribute name is too large, must be less than 65536 bytes",
+                    ))
+                }
+                _ => {}
+            }
+        }
+    }
     Substitutions::new(
         i.get("ExpressionAttributeNames").and_then(Value::as_object),
         i.get("ExpressionAttributeValues")
@@ -319,6 +392,7 @@ pub fn apply_update(
             }
         }
         u.apply(&mut new).map_err(expr)?;
+        check_item_shape(&new)?;
     }
     if item_size(&new) > MAX_ITEM {
         return Err(validation(
@@ -356,8 +430,13 @@ pub fn update_item(ddb: &DynamoDb, ctx: &RequestContext, i: &Input) -> AwsResult
             }
         }
         let new = apply_update(&meta, &key_item, old.as_ref(), update.as_ref())?;
-        write_item(ddb, t, &meta, &key, old.as_ref(), Some(&new), Actor::User)?;
-        Ok((old, new))
+        // An update that only removes (REMOVE, DELETE from a set) does not create a
+        // missing item, as on AWS.
+        let creates_nothing = old.is_none() && update.is_some() && new == key_item;
+        if !creates_nothing {
+            write_item(ddb, t, &meta, &key, old.as_ref(), Some(&new), Actor::User)?;
+        }
+        Ok((old, (!creates_nothing).then_some(new)))
     })?;
     let mut out = Map::new();
     // UPDATED_OLD/UPDATED_NEW: just the document paths the update wrote.
@@ -368,11 +447,12 @@ pub fn update_item(ddb: &DynamoDb, ctx: &RequestContext, i: &Input) -> AwsResult
     let pick = |item: &Item| -> Item { project(item, &targets) };
     let shown = match rv.as_str() {
         "ALL_OLD" => old.clone(),
-        "ALL_NEW" => Some(new.clone()),
+        "ALL_NEW" => new.clone(),
         "UPDATED_OLD" => old.as_ref().map(pick),
-        "UPDATED_NEW" => Some(pick(&new)),
+        "UPDATED_NEW" => new.as_ref().map(pick),
         _ => None,
     };
+    let new = new.unwrap_or(key_item);
     if let Some(a) = shown.filter(|a| !a.is_empty()) {
         out.insert("Attributes".into(), Value::Object(item_to_json(&a)));
     }

@@ -118,7 +118,14 @@ impl DynamoDb {
             if op == "BatchWriteItem" {
                 check_batch_write_sizes(&bytes)?;
             }
-            let input = json::parse_input(model, op, &bytes)?;
+            let input = json::parse_input(model, op, &bytes).map_err(|e| {
+                // serde_json's recursion limit: AWS rejects such depth as too nested.
+                if e.message.contains("recursion limit") {
+                    data::nesting_error()
+                } else {
+                    e
+                }
+            })?;
             let out = if streams {
                 streams::call(self, &ctx, op, input)?
             } else {

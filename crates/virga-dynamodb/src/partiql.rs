@@ -497,10 +497,20 @@ fn key_from(meta: &TableMeta, eqs: &[(String, AttrValue)]) -> AwsResult<Item> {
     Ok(key)
 }
 
+/// ConditionalCheckFailed carrying the item, for ReturnValuesOnConditionCheckFailure.
+fn failed_with(old: &Item) -> AwsError {
+    crate::errors::condition_failed().with_json("Item", Value::Object(item_to_json(old)))
+}
+
 pub fn execute_statement(ddb: &DynamoDb, ctx: &RequestContext, i: &Input) -> AwsResult<Output> {
     let statement = s(i, "Statement").unwrap_or("");
     let params = params_of(i)?;
-    run(ddb, ctx, statement, &params, i)
+    run(ddb, ctx, statement, &params, i).map_err(|mut e| {
+        if s(i, "ReturnValuesOnConditionCheckFailure") != Some("ALL_OLD") {
+            e.json_fields = None;
+        }
+        e
+    })
 }
 
 fn run(
@@ -546,7 +556,19 @@ fn select(
 ) -> AwsResult<Output> {
     let (proj, rest) = split_kw(toks, "FROM").ok_or_else(|| syntax("SELECT"))?;
     let (table, index, used) = table_ref(rest)?;
-    let rest = &rest[used..];
+    let mut rest = &rest[used..];
+    // ORDER BY <sort key> [ASC|DESC]: results already come in sort-key order.
+    let mut descending = false;
+    if let Some((before, after)) = split_kw(rest, "ORDER") {
+        if !is_kw(after.first(), "BY") || after.len() < 2 || after.len() > 3 {
+            return Err(syntax("ORDER"));
+        }
+        descending = is_kw(after.get(2), "DESC");
+        if after.len() == 3 && !descending && !is_kw(after.get(2), "ASC") {
+            return Err(syntax(&describe(&after[2])));
+        }
+        rest = before;
+    }
     let where_toks = if rest.is_empty() {
         None
     } else if is_kw(rest.first(), "WHERE") {
@@ -645,6 +667,9 @@ fn select(
             return Ok(());
         }
     })?;
+    if descending {
+        items.reverse();
+    }
     let mut out = Map::new();
     out.insert("Items".into(), Value::Array(items));
     if let Some(n) = next {
@@ -671,6 +696,13 @@ fn insert(
     let AttrValue::M(item) = rw.literal(rest, &mut j)? else {
         return Err(syntax("VALUE"));
     };
+    // Validate as a PutItem would: sets, names, nesting, size.
+    let item = data::parse_item(&item_to_json(&item))?;
+    if item_size(&item) > crate::keys::MAX_ITEM {
+        return Err(validation(
+            "Item size has exceeded the maximum allowed size",
+        ));
+    }
     if j != rest.len() {
         return Err(syntax(&describe(&rest[j])));
     }
@@ -717,6 +749,7 @@ fn update(
     let (clauses, where_toks) = split_kw(rest, "WHERE").ok_or_else(|| {
         validation("Where clause does not contain a mandatory equality on all key attributes")
     })?;
+    let (where_toks, returning) = returning_clause(where_toks)?;
     // SET a = 1 SET b = 2 REMOVE c  ->  SET a = 1, b = 2 REMOVE c
     let mut sets: Vec<&[Tok]> = Vec::new();
     let mut removes: Vec<&[Tok]> = Vec::new();
@@ -745,12 +778,40 @@ fn update(
         }
     }
     let mut text = String::new();
-    if !sets.is_empty() {
-        let parts: Vec<String> = sets
+    // `a = set_add(a, <<...>>)` / `set_delete` are ADD / DELETE of set elements.
+    let mut set_ops = Vec::new();
+    let mut plain_sets = Vec::new();
+    for c in &sets {
+        let func = match c.get(2) {
+            Some(Tok::Ident(f, false)) if f.eq_ignore_ascii_case("set_add") => Some("ADD"),
+            Some(Tok::Ident(f, false)) if f.eq_ignore_ascii_case("set_delete") => Some("DELETE"),
+            _ => None,
+        };
+        match (func, c.first()) {
+            (Some(op), Some(Tok::Ident(name, _))) if c.get(3) == Some(&Tok::Punct("(")) => {
+                let comma = c
+                    .iter()
+                    .position(|t| *t == Tok::Punct(","))
+                    .ok_or_else(|| syntax(op))?;
+                let mut j = comma + 1;
+                let v = rw.literal(c, &mut j)?;
+                let n = rw.name(name);
+                let v = rw.value(v);
+                set_ops.push(format!("{op} {n} {v}"));
+            }
+            _ => plain_sets.push(*c),
+        }
+    }
+    if !plain_sets.is_empty() {
+        let parts: Vec<String> = plain_sets
             .iter()
             .map(|c| rw.rewrite(c))
             .collect::<AwsResult<_>>()?;
         text.push_str(&format!("SET {}", parts.join(", ")));
+    }
+    for op in set_ops {
+        text.push(' ');
+        text.push_str(&op);
     }
     if !removes.is_empty() {
         let parts: Vec<String> = removes
@@ -765,18 +826,71 @@ fn update(
     let cond = parse_condition(&cond_text, "ConditionExpression", &subs).map_err(expr)?;
     let (_, key) = crate::keys::parse_key(&meta, Some(&Value::Object(item_to_json(&key_item))))?;
     let _guard = ddb.write_lock.lock().unwrap_or_else(|p| p.into_inner());
-    ddb.store.transact(|t| {
-        let old = load_item(t, &key)?;
-        let Some(old) = old else {
-            return Err(crate::errors::condition_failed());
+    ddb.store
+        .transact(|t| {
+            let old = load_item(t, &key)?;
+            let Some(old) = old else {
+                return Err(crate::errors::condition_failed());
+            };
+            if !cond.eval(&old).map_err(expr)? {
+                return Err(failed_with(&old));
+            }
+            let new = data::apply_update(&meta, &key_item, Some(&old), Some(&upd))?;
+            write_item(ddb, t, &meta, &key, Some(&old), Some(&new), Actor::User)?;
+            Ok((old, new))
+        })
+        .map(|(old, new)| {
+            let touched = upd.top_level_attributes();
+            returned(returning, Some(&old), Some(&new), &touched)
+        })
+}
+
+/// What `RETURNING (ALL|MODIFIED) (OLD|NEW) *` asks for: (all attributes, new image).
+type Returning = Option<(bool, bool)>;
+
+/// Splits `... RETURNING ALL NEW *` off a WHERE clause.
+fn returning_clause(toks: &[Tok]) -> AwsResult<(&[Tok], Returning)> {
+    let Some((before, after)) = split_kw(toks, "RETURNING") else {
+        return Ok((toks, None));
+    };
+    let all = is_kw(after.first(), "ALL");
+    let modified = is_kw(after.first(), "MODIFIED");
+    let new = is_kw(after.get(1), "NEW");
+    let old = is_kw(after.get(1), "OLD");
+    if !(all || modified)
+        || !(new || old)
+        || after.get(2) != Some(&Tok::Punct("*"))
+        || after.len() != 3
+    {
+        return Err(syntax("RETURNING"));
+    }
+    Ok((before, Some((all, new))))
+}
+
+/// The Items of a statement with a RETURNING clause.
+fn returned(
+    returning: Returning,
+    old: Option<&Item>,
+    new: Option<&Item>,
+    touched: &[String],
+) -> Output {
+    let mut out = Map::new();
+    let Some((all, want_new)) = returning else {
+        return out;
+    };
+    let image = if want_new { new } else { old };
+    if let Some(item) = image {
+        let shown: Item = if all {
+            item.clone()
+        } else {
+            item.iter()
+                .filter(|(k, _)| touched.contains(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
         };
-        if !cond.eval(&old).map_err(expr)? {
-            return Err(crate::errors::condition_failed());
-        }
-        let new = data::apply_update(&meta, &key_item, Some(&old), Some(&upd))?;
-        write_item(ddb, t, &meta, &key, Some(&old), Some(&new), Actor::User)
-    })?;
-    Ok(Map::new())
+        out.insert("Items".into(), json!([item_to_json(&shown)]));
+    }
+    out
 }
 
 fn delete(
@@ -795,22 +909,50 @@ fn delete(
             "Where clause does not contain a mandatory equality on all key attributes",
         ));
     }
-    let (meta, key_item, cond_text) = targeted(ddb, ctx, &table, &rest[1..], rw)?;
+    let (where_toks, returning) = returning_clause(&rest[1..])?;
+    let (meta, key_item, cond_text) = targeted(ddb, ctx, &table, where_toks, rw)?;
     let subs = subs(rw)?;
     let cond: Condition =
         parse_condition(&cond_text, "ConditionExpression", &subs).map_err(expr)?;
     let (_, key) = crate::keys::parse_key(&meta, Some(&Value::Object(item_to_json(&key_item))))?;
     let _guard = ddb.write_lock.lock().unwrap_or_else(|p| p.into_inner());
-    ddb.store.transact(|t| {
+    let old = ddb.store.transact(|t| {
         let Some(old) = load_item(t, &key)? else {
-            return Ok(());
+            return Ok(None);
         };
         if !cond.eval(&old).map_err(expr)? {
-            return Err(crate::errors::condition_failed());
+            return Err(failed_with(&old));
         }
-        write_item(ddb, t, &meta, &key, Some(&old), None, Actor::User)
+        write_item(ddb, t, &meta, &key, Some(&old), None, Actor::User)?;
+        Ok(Some(old))
     })?;
-    Ok(Map::new())
+    let touched: Vec<String> = old
+        .as_ref()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    Ok(returned(returning, old.as_ref(), None, &touched))
+}
+
+/// BatchExecuteStatement reads single items: a SELECT must name the full key.
+fn select_names_full_key(
+    ddb: &DynamoDb,
+    ctx: &RequestContext,
+    text: &str,
+    params: &[AttrValue],
+) -> AwsResult<()> {
+    let toks = tokenize(text)?;
+    let (_, rest) = split_kw(&toks, "FROM").ok_or_else(|| syntax("SELECT"))?;
+    let (table, _, used) = table_ref(rest)?;
+    let meta = require_table(ddb, ctx, &table)?;
+    let where_toks = split_kw(&rest[used..], "WHERE").map_or(&[][..], |(_, w)| w);
+    let mut rw = Rewriter {
+        params,
+        next_param: 0,
+        names: Map::new(),
+        values: Map::new(),
+    };
+    let eqs = equalities(where_toks, &mut rw)?;
+    key_from(&meta, &eqs).map(|_| ())
 }
 
 pub fn batch_execute_statement(
@@ -832,7 +974,12 @@ pub fn batch_execute_statement(
     for st in &statements {
         let st = st.as_object().cloned().unwrap_or_default();
         let text = s(&st, "Statement").unwrap_or("");
-        let result = params_of(&st).and_then(|p| run(ddb, ctx, text, &p, &st));
+        let result = params_of(&st).and_then(|p| {
+            if text.trim_start().to_ascii_uppercase().starts_with("SELECT") {
+                select_names_full_key(ddb, ctx, text, &p)?;
+            }
+            run(ddb, ctx, text, &p, &st)
+        });
         let table = tokenize(text)
             .ok()
             .and_then(|t| {
@@ -856,14 +1003,20 @@ pub fn batch_execute_statement(
                 }
             }
             Err(e) => {
-                let code = e
-                    .code
-                    .rsplit('#')
-                    .next()
-                    .unwrap_or(&e.code)
-                    .trim_end_matches("Exception")
-                    .to_string();
-                r.insert("Error".into(), json!({"Code": code, "Message": e.message}));
+                let code = match e.code.rsplit('#').next().unwrap_or(&e.code) {
+                    "ConditionalCheckFailedException" => "ConditionalCheckFailed",
+                    "ResourceNotFoundException" => "ResourceNotFound",
+                    "DuplicateItemException" => "DuplicateItem",
+                    "ValidationException" => "ValidationError",
+                    _ => "InternalServerError",
+                };
+                let mut err = json!({"Code": code, "Message": e.message});
+                if s(&st, "ReturnValuesOnConditionCheckFailure") == Some("ALL_OLD") {
+                    if let Some(item) = e.json_fields.as_ref().and_then(|f| f.get("Item")) {
+                        err["Item"] = item.clone();
+                    }
+                }
+                r.insert("Error".into(), err);
             }
         }
         responses.push(Value::Object(r));

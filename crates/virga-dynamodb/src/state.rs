@@ -7,6 +7,7 @@
 //! - `ddb.stats`  (table uid) -> [`Stats`]: ItemCount and TableSizeBytes, kept exact
 //! - `ddb.stream` (stream uid, sequence number) -> stream record
 //! - `ddb.ttl`    (table uid, expiry second, item key) -> item key: what TTL deletes next
+//! - `ddb.dropped` (region, name, uid) -> a deleted table whose stream is still readable
 //! - `ddb.token`  (ClientRequestToken) -> [`TokenRecord`] for TransactWriteItems
 //! - `ddb.seq`    ("uid") -> the last table/stream uid handed out
 
@@ -22,6 +23,9 @@ pub const STATS: &str = "ddb.stats";
 pub const STREAM: &str = "ddb.stream";
 pub const TTL: &str = "ddb.ttl";
 pub const TOKENS: &str = "ddb.token";
+/// Deleted tables that had a stream: (region, name, uid) -> [`TableMeta`] with the
+/// stream disabled, so that consumers can drain it for 24 hours, as on AWS.
+pub const DROPPED: &str = "ddb.dropped";
 const SEQ: &str = "ddb.seq";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -79,18 +79,34 @@ fn find_stream(ddb: &DynamoDb, arn: &str) -> AwsResult<(TableMeta, StreamMeta)> 
     else {
         return Err(validation(format!("Invalid StreamArn: {arn}")));
     };
-    let meta = ddb
-        .store
-        .read(|r| state::load_table(r, region, table))?
-        .ok_or_else(|| stream_not_found(arn))?;
-    let st = meta
-        .stream
-        .iter()
-        .chain(meta.old_streams.iter())
-        .find(|s| s.label == label)
-        .cloned()
-        .ok_or_else(|| stream_not_found(arn))?;
-    Ok((meta, st))
+    // The live table first, then deleted tables of that name whose stream lives on.
+    let prefix = KeyBuf::new().str(region).str(table).into_vec();
+    let end = virga_store::prefix_end(&prefix).unwrap_or_default();
+    let candidates: Vec<TableMeta> = ddb.store.read(|r| {
+        let mut v: Vec<TableMeta> = state::load_table(r, region, table)?.into_iter().collect();
+        for (_, raw) in r.scan(
+            state::DROPPED,
+            Bound::Included(prefix.as_slice()),
+            Bound::Excluded(end.as_slice()),
+            usize::MAX,
+            true,
+        )? {
+            v.push(state::decode(&raw)?);
+        }
+        Ok(v)
+    })?;
+    for meta in candidates {
+        if let Some(st) = meta
+            .stream
+            .iter()
+            .chain(meta.old_streams.iter())
+            .find(|s| s.label == label)
+            .cloned()
+        {
+            return Ok((meta, st));
+        }
+    }
+    Err(stream_not_found(arn))
 }
 
 fn list_streams(ddb: &DynamoDb, ctx: &RequestContext, i: &Input) -> AwsResult<Output> {
@@ -309,8 +325,31 @@ fn get_records(ddb: &DynamoDb, i: &Input) -> AwsResult<Output> {
 
 /// Deletes stream records past the retention period.
 pub fn trim(ddb: &DynamoDb) -> AwsResult<()> {
-    let oldest = ((ddb.clock.now_secs_f64() - RETENTION_SECS).max(0.0) * 1e6) as u64;
-    for meta in all_tables(ddb)? {
+    let now = ddb.clock.now_secs_f64();
+    let oldest = ((now - RETENTION_SECS).max(0.0) * 1e6) as u64;
+    let dropped = ddb.store.read(|r| {
+        r.scan(
+            state::DROPPED,
+            Bound::Unbounded,
+            Bound::Unbounded,
+            usize::MAX,
+            false,
+        )
+    })?;
+    let mut metas = all_tables(ddb)?;
+    for (key, raw) in dropped {
+        let meta: TableMeta = state::decode(&raw)?;
+        // Forgotten once its newest record is past the retention period.
+        let last = match &meta.stream {
+            Some(st) => first_and_last_seq(ddb, st)?.1,
+            None => None,
+        };
+        if last.is_none_or(|l| (l as f64) / 1e6 + RETENTION_SECS < now) {
+            ddb.store.transact(|t| t.delete(state::DROPPED, &key))?;
+        }
+        metas.push(meta);
+    }
+    for meta in metas {
         for st in meta.stream.iter().chain(meta.old_streams.iter()) {
             let start = KeyBuf::new().u64(st.uid).into_vec();
             let end = KeyBuf::new().u64(st.uid).u64(oldest).into_vec();
