@@ -715,17 +715,3 @@ def test_cli_create_existing_group_fails(aws, group):
     assert "ResourceAlreadyExistsException" in proc.stderr
 
 
-def test_cli_tail(aws):
-    group, stream, events = cli_group_with_events(aws, ["tail line one", "tail line two"])
-    proc = aws("logs", "tail", group, check=False)
-    if proc.returncode != 0 and "Invalid choice" in proc.stderr:
-        pytest.skip("this AWS CLI (v1) has no `aws logs tail`")
-    assert proc.returncode == 0, proc.stderr
-    lines = [line for line in proc.stdout.splitlines() if line.strip()]
-    assert len(lines) == 2, proc.stdout
-    for line, event in zip(lines, events):
-        stamp, got_stream, message = line.split(" ", 2)
-        assert got_stream == stream
-        assert message == event["message"]
-        parsed = datetime.datetime.fromisoformat(stamp)
-        assert abs(parsed.timestamp() * 1000 - event["timestamp"]) < 1000

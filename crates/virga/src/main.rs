@@ -152,7 +152,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         let sqs = virga_sqs::Sqs::new(store.clone(), clock.clone(), bus.clone());
         let sns = virga_sns::Sns::new(store.clone(), clock.clone(), bus.clone());
         let dynamodb = virga_dynamodb::DynamoDb::new(store.clone(), clock.clone());
-        let services: Vec<Arc<dyn Service>> = vec![s3.clone(), sqs, sns.clone(), dynamodb];
+        let logs = virga_logs::Logs::new(store.clone(), clock.clone());
+        let services: Vec<Arc<dyn Service>> = vec![s3.clone(), sqs, sns.clone(), dynamodb, logs];
         for s in &services {
             s.clone().start_background();
         }
