@@ -4,6 +4,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
+from test_sqs_util import make_queue, queue_arn, sqs  # noqa: F401 (fixtures)
 from virga_testlib import make_client, unique_name
 
 
@@ -65,3 +66,47 @@ def test_move_task_to_explicit_destination_and_errors(endpoint):
     with pytest.raises(ClientError) as e:
         sqs.cancel_message_move_task(TaskHandle="bm90LWEtdGFzaw")
     assert e.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+# ---------------------------------------------------------------------------
+# RedriveAllowPolicy: which source queues may use a dead-letter queue
+# ---------------------------------------------------------------------------
+def _redrive(dlq_arn):
+    return json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"})
+
+
+def test_redrive_allow_policy_deny_all_refuses_sources(sqs, make_queue):
+    dlq_name, dlq_url = make_queue(attributes={
+        "RedriveAllowPolicy": json.dumps({"redrivePermission": "denyAll"})})
+    _, src_url = make_queue()
+    with pytest.raises(ClientError) as info:
+        sqs.set_queue_attributes(QueueUrl=src_url, Attributes={"RedrivePolicy": _redrive(queue_arn(dlq_name))})
+    err = info.value.response["Error"]
+    assert err["Code"] == "InvalidParameterValue"
+    assert "Dead-letter target owner does not allow this source queue to redrive messages" in err["Message"]
+    with pytest.raises(ClientError):
+        make_queue(attributes={"RedrivePolicy": _redrive(queue_arn(dlq_name))})
+
+
+def test_redrive_allow_policy_by_queue_lists_allowed_sources(sqs, make_queue):
+    allowed_name, allowed_url = make_queue()
+    _, other_url = make_queue()
+    dlq_name, _ = make_queue(attributes={"RedriveAllowPolicy": json.dumps(
+        {"redrivePermission": "byQueue", "sourceQueueArns": [queue_arn(allowed_name)]})})
+    sqs.set_queue_attributes(QueueUrl=allowed_url, Attributes={"RedrivePolicy": _redrive(queue_arn(dlq_name))})
+    assert "RedrivePolicy" in sqs.get_queue_attributes(QueueUrl=allowed_url, AttributeNames=["All"])["Attributes"]
+    with pytest.raises(ClientError) as info:
+        sqs.set_queue_attributes(QueueUrl=other_url, Attributes={"RedrivePolicy": _redrive(queue_arn(dlq_name))})
+    assert info.value.response["Error"]["Code"] == "InvalidParameterValue"
+
+
+@pytest.mark.parametrize("policy", [
+    {"redrivePermission": "sometimes"},
+    {"redrivePermission": "byQueue"},
+    {"redrivePermission": "allowAll", "sourceQueueArns": ["arn:aws:sqs:us-east-1:000000000000:x"]},
+])
+def test_malformed_redrive_allow_policy_is_rejected(sqs, make_queue, policy):
+    _, url = make_queue()
+    with pytest.raises(ClientError) as info:
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"RedriveAllowPolicy": json.dumps(policy)})
+    assert info.value.response["Error"]["Code"] == "InvalidParameterValue"

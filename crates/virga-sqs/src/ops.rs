@@ -215,7 +215,27 @@ fn check_attributes(attrs: &BTreeMap<String, String>, fifo: bool, creating: bool
                     ));
                 }
             }
-            "Policy" | "RedriveAllowPolicy" if !v.is_empty() => {
+            "RedriveAllowPolicy" if !v.is_empty() => {
+                let p: Value = serde_json::from_str(v).map_err(|_| invalid_value(k))?;
+                let permission = p.get("redrivePermission").and_then(Value::as_str);
+                let sources = p
+                    .get("sourceQueueArns")
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len);
+                let ok = match permission {
+                    Some("allowAll") | Some("denyAll") => sources == 0,
+                    Some("byQueue") => (1..=10).contains(&sources),
+                    _ => false,
+                };
+                if !ok {
+                    return Err(sqs_error(
+                        "InvalidParameterValueException",
+                        "InvalidParameterValue",
+                        format!("Value {v} for parameter RedriveAllowPolicy is invalid. Reason: Amazon SQS can't create the redrive allow policy, as it's in an unsupported format."),
+                    ));
+                }
+            }
+            "Policy" if !v.is_empty() => {
                 serde_json::from_str::<Value>(v).map_err(|_| invalid_value(k))?;
             }
             _ if OTHER_SETTABLE.contains(&k.as_str()) => {}
@@ -223,6 +243,50 @@ fn check_attributes(attrs: &BTreeMap<String, String>, fifo: bool, creating: bool
         }
     }
     Ok(())
+}
+
+/// A RedrivePolicy is refused when its dead-letter queue's RedriveAllowPolicy does
+/// not let `source_arn` use it.
+fn check_redrive_allowed(
+    r: &dyn KvRead,
+    source_arn: &str,
+    attrs: &BTreeMap<String, String>,
+) -> AwsResult<()> {
+    let Some(v) = attrs.get("RedrivePolicy").filter(|v| !v.is_empty()) else {
+        return Ok(());
+    };
+    let Some(dlq_arn) = serde_json::from_str::<Value>(v)
+        .ok()
+        .and_then(|p| p.get("deadLetterTargetArn")?.as_str().map(str::to_string))
+    else {
+        return Ok(());
+    };
+    let Some(dlq) = queue_by_arn(r, &dlq_arn)? else {
+        return Ok(());
+    };
+    let Some(allow) = dlq
+        .attributes
+        .get("RedriveAllowPolicy")
+        .and_then(|a| serde_json::from_str::<Value>(a).ok())
+    else {
+        return Ok(());
+    };
+    let allowed = match allow.get("redrivePermission").and_then(Value::as_str) {
+        Some("denyAll") => false,
+        Some("byQueue") => allow
+            .get("sourceQueueArns")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(source_arn))),
+        _ => true,
+    };
+    if allowed {
+        return Ok(());
+    }
+    Err(sqs_error(
+        "InvalidParameterValueException",
+        "InvalidParameterValue",
+        format!("Value {v} for parameter RedrivePolicy is invalid. Reason: Dead-letter target owner does not allow this source queue to redrive messages."),
+    ))
 }
 
 fn attribute_map(i: &Input, name: &str) -> BTreeMap<String, String> {
@@ -268,6 +332,8 @@ fn create_queue(s: &Sqs, ctx: &RequestContext, i: &Input) -> AwsResult<Output> {
             }
             return Ok(existing);
         }
+        let arn = format!("arn:aws:sqs:{}:{}:{name}", ctx.region, ctx.account);
+        check_redrive_allowed(t, &arn, &attrs)?;
         let q = Queue {
             name: name.clone(),
             account: ctx.account.clone(),
@@ -592,6 +658,9 @@ fn update_queue(
 
 fn set_queue_attributes(s: &Sqs, ctx: &RequestContext, i: &Input) -> AwsResult<Output> {
     let attrs = attribute_map(i, "Attributes");
+    let q = queue_from(s, ctx, i)?;
+    s.store
+        .read(|r| check_redrive_allowed(r, &q.arn(), &attrs))?;
     update_queue(s, ctx, i, |q| {
         check_attributes(&attrs, q.fifo(), false)?;
         for (k, v) in attrs {
