@@ -1029,3 +1029,37 @@ def test_streams_errors_are_400s(endpoint, ddb_streams):
     with expect_ddb_error(NOT_FOUND):
         ddb_streams.describe_stream(
             StreamArn=f"arn:aws:dynamodb:{REGION}:000000000000:table/nope/stream/2020-01-01T00:00:00.000")
+
+
+def test_execute_transaction_is_all_or_nothing(ddb, music):
+    t = music
+    # One statement's condition fails: nothing of the transaction is applied.
+    with pytest.raises(ClientError) as info:
+        ddb.execute_transaction(TransactStatements=[
+            {"Statement": f'UPDATE "{t}" SET v = ? WHERE pk = ? AND sk = ?',
+             "Parameters": [N(999), S("a"), N(0)]},
+            {"Statement": f'DELETE FROM "{t}" WHERE pk = ? AND sk = ? AND v = ?',
+             "Parameters": [S("a"), N(1), N(12345)]},
+        ])
+    err = info.value.response
+    assert err["Error"]["Code"] == "TransactionCanceledException"
+    assert [r["Code"] for r in err["CancellationReasons"]] == ["None", "ConditionalCheckFailed"]
+    got = ddb.get_item(TableName=t, Key={"pk": S("a"), "sk": N(0)})["Item"]
+    assert got["v"] == N(0)
+    # All conditions hold: every statement is applied.
+    ddb.execute_transaction(TransactStatements=[
+        {"Statement": f'UPDATE "{t}" SET v = v + ? WHERE pk = ? AND sk = ?',
+         "Parameters": [N(5), S("a"), N(0)]},
+        {"Statement": f'DELETE FROM "{t}" WHERE pk = ? AND sk = ?', "Parameters": [S("a"), N(1)]},
+        {"Statement": f"INSERT INTO \"{t}\" VALUE {{'pk': ?, 'sk': ?}}", "Parameters": [S("c"), N(9)]},
+    ])
+    assert ddb.get_item(TableName=t, Key={"pk": S("a"), "sk": N(0)})["Item"]["v"] == N(5)
+    assert "Item" not in ddb.get_item(TableName=t, Key={"pk": S("a"), "sk": N(1)})
+    assert "Item" in ddb.get_item(TableName=t, Key={"pk": S("c"), "sk": N(9)})
+    # A read-only transaction returns each item.
+    resp = ddb.execute_transaction(TransactStatements=[
+        {"Statement": f'SELECT * FROM "{t}" WHERE pk = ? AND sk = ?', "Parameters": [S("a"), N(2)]},
+        {"Statement": f'SELECT * FROM "{t}" WHERE pk = ? AND sk = ?', "Parameters": [S("zz"), N(2)]},
+    ])
+    assert resp["Responses"][0]["Item"]["v"] == N(20)
+    assert resp["Responses"][1] == {}

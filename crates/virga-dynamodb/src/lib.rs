@@ -186,6 +186,7 @@ impl DynamoDb {
             "TransactGetItems" => transact::transact_get(self, ctx, &i),
             "ExecuteStatement" => partiql::execute_statement(self, ctx, &i),
             "BatchExecuteStatement" => partiql::batch_execute_statement(self, ctx, &i),
+            "ExecuteTransaction" => partiql::execute_transaction(self, ctx, &i),
             _ => Err(AwsError::new(
                 400,
                 "UnknownOperationException",

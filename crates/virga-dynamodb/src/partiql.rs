@@ -39,9 +39,9 @@ fn tokenize(text: &str) -> AwsResult<Vec<Tok>> {
     let chars: Vec<char> = text.chars().collect();
     let mut out = Vec::new();
     let mut i = 0;
-    const PUNCT: [&str; 20] = [
+    const PUNCT: [&str; 22] = [
         "<<", ">>", "<>", "!=", "<=", ">=", "=", "<", ">", "(", ")", "[", "]", "{", "}", ",", ".",
-        ":", "?", "*",
+        ":", "?", "*", "+", "-",
     ];
     while i < chars.len() {
         let c = chars[i];
@@ -738,12 +738,21 @@ fn targeted(
     Ok((meta, key, cond))
 }
 
-fn update(
+/// An UPDATE statement as DynamoDB expressions.
+struct PlannedUpdate {
+    meta: TableMeta,
+    key_item: Item,
+    update: String,
+    condition: String,
+    returning: Returning,
+}
+
+fn plan_update(
     ddb: &DynamoDb,
     ctx: &RequestContext,
     toks: &[Tok],
     rw: &mut Rewriter,
-) -> AwsResult<Output> {
+) -> AwsResult<PlannedUpdate> {
     let (table, _, used) = table_ref(toks)?;
     let rest = &toks[used..];
     let (clauses, where_toks) = split_kw(rest, "WHERE").ok_or_else(|| {
@@ -820,9 +829,31 @@ fn update(
             .collect::<AwsResult<_>>()?;
         text.push_str(&format!(" REMOVE {}", parts.join(", ")));
     }
-    let (meta, key_item, cond_text) = targeted(ddb, ctx, &table, where_toks, rw)?;
+    let (meta, key_item, condition) = targeted(ddb, ctx, &table, where_toks, rw)?;
+    Ok(PlannedUpdate {
+        meta,
+        key_item,
+        update: text.trim().to_string(),
+        condition,
+        returning,
+    })
+}
+
+fn update(
+    ddb: &DynamoDb,
+    ctx: &RequestContext,
+    toks: &[Tok],
+    rw: &mut Rewriter,
+) -> AwsResult<Output> {
+    let PlannedUpdate {
+        meta,
+        key_item,
+        update: text,
+        condition: cond_text,
+        returning,
+    } = plan_update(ddb, ctx, toks, rw)?;
     let subs = subs(rw)?;
-    let upd = parse_update(text.trim(), &subs).map_err(expr)?;
+    let upd = parse_update(&text, &subs).map_err(expr)?;
     let cond = parse_condition(&cond_text, "ConditionExpression", &subs).map_err(expr)?;
     let (_, key) = crate::keys::parse_key(&meta, Some(&Value::Object(item_to_json(&key_item))))?;
     let _guard = ddb.write_lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -899,18 +930,7 @@ fn delete(
     toks: &[Tok],
     rw: &mut Rewriter,
 ) -> AwsResult<Output> {
-    if !is_kw(toks.first(), "FROM") {
-        return Err(syntax("DELETE"));
-    }
-    let (table, _, used) = table_ref(&toks[1..])?;
-    let rest = &toks[1 + used..];
-    if !is_kw(rest.first(), "WHERE") {
-        return Err(validation(
-            "Where clause does not contain a mandatory equality on all key attributes",
-        ));
-    }
-    let (where_toks, returning) = returning_clause(&rest[1..])?;
-    let (meta, key_item, cond_text) = targeted(ddb, ctx, &table, where_toks, rw)?;
+    let (meta, key_item, cond_text, returning) = plan_delete(ddb, ctx, toks, rw)?;
     let subs = subs(rw)?;
     let cond: Condition =
         parse_condition(&cond_text, "ConditionExpression", &subs).map_err(expr)?;
@@ -931,6 +951,147 @@ fn delete(
         .map(|o| o.keys().cloned().collect())
         .unwrap_or_default();
     Ok(returned(returning, old.as_ref(), None, &touched))
+}
+
+/// A DELETE statement: the table, the key, the WHERE clause as a condition.
+fn plan_delete(
+    ddb: &DynamoDb,
+    ctx: &RequestContext,
+    toks: &[Tok],
+    rw: &mut Rewriter,
+) -> AwsResult<(TableMeta, Item, String, Returning)> {
+    if !is_kw(toks.first(), "FROM") {
+        return Err(syntax("DELETE"));
+    }
+    let (table, _, used) = table_ref(&toks[1..])?;
+    let rest = &toks[1 + used..];
+    if !is_kw(rest.first(), "WHERE") {
+        return Err(validation(
+            "Where clause does not contain a mandatory equality on all key attributes",
+        ));
+    }
+    let (where_toks, returning) = returning_clause(&rest[1..])?;
+    let (meta, key_item, cond_text) = targeted(ddb, ctx, &table, where_toks, rw)?;
+    Ok((meta, key_item, cond_text, returning))
+}
+
+/// ExecuteTransaction: every statement becomes one TransactWriteItems (or, when all
+/// are SELECTs, TransactGetItems) entry, so PartiQL transactions get exactly the
+/// all-or-nothing behaviour and cancellation reasons of the item API.
+pub fn execute_transaction(ddb: &DynamoDb, ctx: &RequestContext, i: &Input) -> AwsResult<Output> {
+    let statements = i
+        .get("TransactStatements")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut writes = Vec::new();
+    let mut reads = Vec::new();
+    for st in &statements {
+        let st = st.as_object().cloned().unwrap_or_default();
+        let text = s(&st, "Statement").unwrap_or("");
+        let params = params_of(&st)?;
+        let toks = tokenize(text)?;
+        let mut rw = Rewriter {
+            params: &params,
+            next_param: 0,
+            names: Map::new(),
+            values: Map::new(),
+        };
+        let first = toks
+            .first()
+            .map(describe)
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        let with_subs = |mut body: Map<String, Value>, rw: &Rewriter| {
+            if !rw.names.is_empty() {
+                body.insert(
+                    "ExpressionAttributeNames".into(),
+                    Value::Object(rw.names.clone()),
+                );
+            }
+            if !rw.values.is_empty() {
+                body.insert(
+                    "ExpressionAttributeValues".into(),
+                    Value::Object(rw.values.clone()),
+                );
+            }
+            body
+        };
+        match first.as_str() {
+            "SELECT" => {
+                select_names_full_key(ddb, ctx, text, &params)?;
+                let (_, rest) = split_kw(&toks, "FROM").ok_or_else(|| syntax("SELECT"))?;
+                let (table, _, used) = table_ref(rest)?;
+                let meta = require_table(ddb, ctx, &table)?;
+                let where_toks = split_kw(&rest[used..], "WHERE").map_or(&[][..], |(_, w)| w);
+                let eqs = equalities(where_toks, &mut rw)?;
+                let key = key_from(&meta, &eqs)?;
+                reads.push(json!({"Get": {"TableName": meta.name, "Key": item_to_json(&key)}}));
+            }
+            "INSERT" => {
+                if !is_kw(toks.get(1), "INTO") {
+                    return Err(syntax("INSERT"));
+                }
+                let (table, _, used) = table_ref(&toks[2..])?;
+                let rest = &toks[2 + used..];
+                if !is_kw(rest.first(), "VALUE") {
+                    return Err(syntax("INSERT"));
+                }
+                let mut j = 1;
+                let AttrValue::M(item) = rw.literal(rest, &mut j)? else {
+                    return Err(syntax("VALUE"));
+                };
+                let meta = require_table(ddb, ctx, &table)?;
+                let mut body = Map::new();
+                body.insert("TableName".into(), json!(meta.name));
+                body.insert("Item".into(), Value::Object(item_to_json(&item)));
+                body.insert(
+                    "ConditionExpression".into(),
+                    json!("attribute_not_exists(#insert_key)"),
+                );
+                body.insert(
+                    "ExpressionAttributeNames".into(),
+                    json!({"#insert_key": meta.hash.name}),
+                );
+                writes.push(json!({ "Put": body }));
+            }
+            "UPDATE" => {
+                let p = plan_update(ddb, ctx, &toks[1..], &mut rw)?;
+                let mut body = Map::new();
+                body.insert("TableName".into(), json!(p.meta.name));
+                body.insert("Key".into(), Value::Object(item_to_json(&p.key_item)));
+                body.insert("UpdateExpression".into(), json!(p.update));
+                body.insert("ConditionExpression".into(), json!(p.condition));
+                writes.push(json!({ "Update": with_subs(body, &rw) }));
+            }
+            "DELETE" => {
+                let (meta, key_item, condition, _) = plan_delete(ddb, ctx, &toks[1..], &mut rw)?;
+                let mut body = Map::new();
+                body.insert("TableName".into(), json!(meta.name));
+                body.insert("Key".into(), Value::Object(item_to_json(&key_item)));
+                body.insert("ConditionExpression".into(), json!(condition));
+                writes.push(json!({ "Delete": with_subs(body, &rw) }));
+            }
+            other => return Err(syntax(other)),
+        }
+    }
+    if !reads.is_empty() && !writes.is_empty() {
+        return Err(validation(
+            "Transaction must contain either all reads or all writes",
+        ));
+    }
+    let mut input = Map::new();
+    if let Some(tok) = i.get("ClientRequestToken") {
+        input.insert("ClientRequestToken".into(), tok.clone());
+    }
+    if reads.is_empty() {
+        input.insert("TransactItems".into(), Value::Array(writes));
+        crate::transact::transact_write(ddb, ctx, &input)?;
+        Ok(Map::new())
+    } else {
+        input.insert("TransactItems".into(), Value::Array(reads));
+        crate::transact::transact_get(ddb, ctx, &input)
+    }
 }
 
 /// BatchExecuteStatement reads single items: a SELECT must name the full key.
