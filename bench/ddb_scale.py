@@ -7,36 +7,13 @@ returning 100 items of one partition, and a GSI Query returning 100 items.
     bench/ddb_scale.py http://127.0.0.1:4566 [--big 1000000]
 """
 import argparse
-import http.client
-import json
-import statistics
 import time
-import urllib.parse
+
+from benchlib import JsonClient, timed
 
 
-class Client:
-    def __init__(self, endpoint):
-        u = urllib.parse.urlparse(endpoint)
-        self.c = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
-
-    def call(self, op, body):
-        self.c.request("POST", "/", body=json.dumps(body), headers={
-            "X-Amz-Target": f"DynamoDB_20120810.{op}", "Content-Type": "application/x-amz-json-1.0"})
-        r = self.c.getresponse()
-        out = r.read()
-        if r.status != 200:
-            raise RuntimeError(f"{op}: {r.status} {out[:300]!r}")
-        return json.loads(out or b"{}")
-
-
-def timed(n, fn):
-    lat = []
-    for i in range(n):
-        t = time.perf_counter()
-        fn(i)
-        lat.append((time.perf_counter() - t) * 1000)
-    lat.sort()
-    return statistics.median(lat), lat[int(len(lat) * 0.99) - 1]
+def Client(endpoint):
+    return JsonClient(endpoint, "DynamoDB_20120810")
 
 
 PER_USER = 200  # items per partition

@@ -7,7 +7,7 @@ measures GET, HEAD, PUT and a 100-key ListObjectsV2 page at each size.
 """
 import argparse
 import http.client
-import statistics
+from benchlib import timed as benchlib_timed
 import time
 import urllib.parse
 
@@ -33,13 +33,7 @@ def fill(c, bucket, start, end):
 
 
 def timed(c, n, fn):
-    lat = []
-    for i in range(n):
-        t = time.perf_counter()
-        fn(i)
-        lat.append((time.perf_counter() - t) * 1000)
-    lat.sort()
-    return statistics.median(lat), lat[int(len(lat) * 0.99) - 1]
+    return benchlib_timed(n, fn)
 
 
 def measure(c, bucket, size):

@@ -7,37 +7,13 @@ receive+delete on a FIFO queue of 400 and of 100,000 messages in 100 groups.
     bench/sqs_scale.py http://127.0.0.1:4566 [--big 100000]
 """
 import argparse
-import http.client
-import json
-import statistics
 import time
-import urllib.parse
+
+from benchlib import JsonClient, timed
 
 
-class Client:
-    def __init__(self, endpoint):
-        u = urllib.parse.urlparse(endpoint)
-        self.c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
-
-    def call(self, op, body):
-        data = json.dumps(body)
-        self.c.request("POST", "/", body=data, headers={
-            "X-Amz-Target": f"AmazonSQS.{op}", "Content-Type": "application/x-amz-json-1.0"})
-        r = self.c.getresponse()
-        out = r.read()
-        if r.status != 200:
-            raise RuntimeError(f"{op}: {r.status} {out[:200]!r}")
-        return json.loads(out or b"{}")
-
-
-def timed(n, fn):
-    lat = []
-    for i in range(n):
-        t = time.perf_counter()
-        fn(i)
-        lat.append((time.perf_counter() - t) * 1000)
-    lat.sort()
-    return statistics.median(lat), lat[int(len(lat) * 0.99) - 1]
+def Client(endpoint):
+    return JsonClient(endpoint, "AmazonSQS")
 
 
 def fill(c, url, n):

@@ -9,6 +9,7 @@ use crate::{DynamoDb, Input, Output};
 use serde_json::{json, Map, Value};
 use std::ops::Bound;
 use virga_core::{AwsError, AwsResult, RequestContext};
+use virga_dynamodb_expr::Item;
 use virga_store::{KeyBuf, KvTxn};
 
 const MAX_GSIS: usize = 20;
@@ -844,38 +845,12 @@ pub fn update_table(ddb: &DynamoDb, ctx: &RequestContext, i: &Input) -> AwsResul
     Ok(obj(json!({ "TableDescription": desc })))
 }
 
-/// Writes the entries of a new index for every existing item.
-fn backfill_index(t: &mut dyn KvTxn, meta: &TableMeta, ix: &IndexMeta) -> AwsResult<()> {
-    let (start, end) = keys::table_bounds(meta.uid);
-    let mut from = start;
-    loop {
-        let rows = t.scan(
-            ITEMS,
-            Bound::Excluded(from.as_slice()),
-            Bound::Excluded(end.as_slice()),
-            1000,
-            false,
-        )?;
-        let Some((last, _)) = rows.last() else {
-            return Ok(());
-        };
-        let last = last.clone();
-        for (_, v) in &rows {
-            let item = keys::decode_item(v)?;
-            if let Some(k) = index_store_key(meta, ix, &item) {
-                t.put(
-                    INDEX,
-                    &k,
-                    &encode_item(&project_for_index(meta, ix, &item))?,
-                )?;
-            }
-        }
-        from = last;
-    }
-}
-
-/// Writes the TTL index entries of every existing item (TTL was just enabled).
-fn backfill_ttl(t: &mut dyn KvTxn, meta: &TableMeta, attr: &str) -> AwsResult<()> {
+/// Calls `f` with the store key and item of every item of a table, in chunks.
+fn for_each_item(
+    t: &mut dyn KvTxn,
+    meta: &TableMeta,
+    mut f: impl FnMut(&mut dyn KvTxn, &[u8], Item) -> AwsResult<()>,
+) -> AwsResult<()> {
     let (start, end) = keys::table_bounds(meta.uid);
     let mut from = start;
     loop {
@@ -891,13 +866,34 @@ fn backfill_ttl(t: &mut dyn KvTxn, meta: &TableMeta, attr: &str) -> AwsResult<()
         };
         let last = last.clone();
         for (k, v) in &rows {
-            let item = keys::decode_item(v)?;
-            if let Some(tk) = keys::ttl_key(meta, attr, &item, k) {
-                t.put(TTL, &tk, k)?;
-            }
+            f(t, k, keys::decode_item(v)?)?;
         }
         from = last;
     }
+}
+
+/// Writes the entries of a new index for every existing item.
+fn backfill_index(t: &mut dyn KvTxn, meta: &TableMeta, ix: &IndexMeta) -> AwsResult<()> {
+    for_each_item(t, meta, |t, _, item| {
+        match index_store_key(meta, ix, &item) {
+            Some(k) => t.put(
+                INDEX,
+                &k,
+                &encode_item(&project_for_index(meta, ix, &item))?,
+            ),
+            None => Ok(()),
+        }
+    })
+}
+
+/// Writes the TTL index entries of every existing item (TTL was just enabled).
+fn backfill_ttl(t: &mut dyn KvTxn, meta: &TableMeta, attr: &str) -> AwsResult<()> {
+    for_each_item(t, meta, |t, k, item| {
+        match keys::ttl_key(meta, attr, &item, k) {
+            Some(tk) => t.put(TTL, &tk, k),
+            None => Ok(()),
+        }
+    })
 }
 
 fn parse_table_arn(arn: &str) -> AwsResult<(String, String)> {

@@ -264,6 +264,24 @@ fn collection_metrics(i: &Input, meta: &TableMeta, item: &Item) -> Option<Value>
     }))
 }
 
+/// Adds a single-item write's ConsumedCapacity and ItemCollectionMetrics, when asked.
+fn write_metrics(
+    i: &Input,
+    meta: &TableMeta,
+    mut out: Output,
+    size: usize,
+    index_item: Option<&Item>,
+    item: &Item,
+) -> Output {
+    if let Some(c) = consumed(i, meta, capacity_units(size, true, true), true, index_item) {
+        out.insert("ConsumedCapacity".into(), c);
+    }
+    if let Some(m) = collection_metrics(i, meta, item) {
+        out.insert("ItemCollectionMetrics".into(), m);
+    }
+    out
+}
+
 fn failed(i: &Input, old: Option<&Item>) -> virga_core::AwsError {
     let e = condition_failed();
     match (s(i, "ReturnValuesOnConditionCheckFailure"), old) {
@@ -317,19 +335,7 @@ pub fn put_item(ddb: &DynamoDb, ctx: &RequestContext, i: &Input) -> AwsResult<Ou
         }
     }
     let size = item_size(&item).max(old.as_ref().map_or(0, item_size));
-    if let Some(c) = consumed(
-        i,
-        &meta,
-        capacity_units(size, true, true),
-        true,
-        Some(&item),
-    ) {
-        out.insert("ConsumedCapacity".into(), c);
-    }
-    if let Some(m) = collection_metrics(i, &meta, &item) {
-        out.insert("ItemCollectionMetrics".into(), m);
-    }
-    Ok(out)
+    Ok(write_metrics(i, &meta, out, size, Some(&item), &item))
 }
 
 pub fn get_item(ddb: &DynamoDb, ctx: &RequestContext, i: &Input) -> AwsResult<Output> {
@@ -457,13 +463,7 @@ pub fn update_item(ddb: &DynamoDb, ctx: &RequestContext, i: &Input) -> AwsResult
         out.insert("Attributes".into(), Value::Object(item_to_json(&a)));
     }
     let size = item_size(&new).max(old.as_ref().map_or(0, item_size));
-    if let Some(c) = consumed(i, &meta, capacity_units(size, true, true), true, Some(&new)) {
-        out.insert("ConsumedCapacity".into(), c);
-    }
-    if let Some(m) = collection_metrics(i, &meta, &new) {
-        out.insert("ItemCollectionMetrics".into(), m);
-    }
-    Ok(out)
+    Ok(write_metrics(i, &meta, out, size, Some(&new), &new))
 }
 
 pub fn delete_item(ddb: &DynamoDb, ctx: &RequestContext, i: &Input) -> AwsResult<Output> {
@@ -495,19 +495,8 @@ pub fn delete_item(ddb: &DynamoDb, ctx: &RequestContext, i: &Input) -> AwsResult
         }
     }
     let size = old.as_ref().map_or(0, item_size);
-    if let Some(c) = consumed(
-        i,
-        &meta,
-        capacity_units(size, true, true),
-        true,
-        old.as_ref(),
-    ) {
-        out.insert("ConsumedCapacity".into(), c);
-    }
-    if let Some(m) = collection_metrics(i, &meta, old.as_ref().unwrap_or(&key_item)) {
-        out.insert("ItemCollectionMetrics".into(), m);
-    }
-    Ok(out)
+    let written = old.as_ref().unwrap_or(&key_item);
+    Ok(write_metrics(i, &meta, out, size, old.as_ref(), written))
 }
 
 const MAX_BATCH_GET: usize = 100;

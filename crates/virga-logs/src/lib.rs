@@ -121,6 +121,21 @@ fn group_name(i: &Input) -> AwsResult<String> {
     })
 }
 
+/// (timestamp, sequence) from the end of an event's store key.
+fn event_position(k: &[u8]) -> (i64, u64) {
+    let n = k.len();
+    let be = |r: std::ops::Range<usize>| {
+        k.get(r)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0)
+    };
+    (
+        be(n.saturating_sub(16)..n.saturating_sub(8)) as i64,
+        be(n.saturating_sub(8)..n),
+    )
+}
+
 fn token(ts: i64, seq: u64) -> String {
     format!("{:020}{:020}", ts.max(0), seq)
 }
@@ -708,20 +723,7 @@ impl Logs {
         if !forward {
             rows.reverse();
         }
-        let pos = |k: &[u8]| -> (i64, u64) {
-            let n = k.len();
-            let ts = k
-                .get(n - 16..n - 8)
-                .and_then(|b| b.try_into().ok())
-                .map(u64::from_be_bytes)
-                .unwrap_or(0);
-            let seq = k
-                .get(n - 8..)
-                .and_then(|b| b.try_into().ok())
-                .map(u64::from_be_bytes)
-                .unwrap_or(0);
-            (ts as i64, seq)
-        };
+        let pos = event_position;
         let mut events = Vec::new();
         for (k, v) in &rows {
             let e: Event = dec(v)?;
@@ -826,17 +828,7 @@ impl Logs {
                 if !pattern.matches(&e.m) {
                     continue;
                 }
-                let n = k.len();
-                let ts = k
-                    .get(n - 16..n - 8)
-                    .and_then(|b| b.try_into().ok())
-                    .map(u64::from_be_bytes)
-                    .unwrap_or(0);
-                let seq = k
-                    .get(n - 8..)
-                    .and_then(|b| b.try_into().ok())
-                    .map(u64::from_be_bytes)
-                    .unwrap_or(0);
+                let (ts, seq) = event_position(k);
                 events.push(json!({
                     "logStreamName": e.s,
                     "timestamp": ts,
