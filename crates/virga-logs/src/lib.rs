@@ -834,12 +834,11 @@ impl Logs {
                     "timestamp": ts,
                     "message": e.m,
                     "ingestionTime": e.i,
-                    "eventId": token(ts as i64, seq),
+                    "eventId": token(ts, seq),
                 }));
                 if events.len() >= limit {
                     next = Some(
-                        base64::engine::general_purpose::URL_SAFE_NO_PAD
-                            .encode(token(ts as i64, seq)),
+                        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(token(ts, seq)),
                     );
                     break 'outer;
                 }
