@@ -1063,3 +1063,33 @@ def test_execute_transaction_is_all_or_nothing(ddb, music):
     ])
     assert resp["Responses"][0]["Item"]["v"] == N(20)
     assert resp["Responses"][1] == {}
+
+
+# ---------------------------------------------------------------------------
+# Hardening found by code review
+# ---------------------------------------------------------------------------
+def test_partiql_deeply_nested_literal_is_a_validation_error(ddb, music):
+    statement = f'SELECT * FROM "{music}" WHERE pk = ' + "[" * 5000 + "1" + "]" * 5000
+    with pytest.raises(ClientError) as info:
+        ddb.execute_statement(Statement=statement[:8192])
+    assert info.value.response["Error"]["Code"] == "ValidationException"
+    assert ddb.describe_table(TableName=music)["Table"]["TableStatus"] == "ACTIVE"
+
+
+def test_partiql_next_token_cannot_read_another_table(ddb, music):
+    with pytest.raises(ClientError) as info:
+        ddb.execute_statement(Statement=f'SELECT * FROM "{music}"', NextToken="00")
+    assert info.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_exclusive_start_key_narrows_a_between_condition(ddb, music):
+    resp = ddb.query(TableName=music, KeyConditionExpression="pk = :p AND sk BETWEEN :a AND :b",
+                     ExpressionAttributeValues={":p": S("a"), ":a": N(2), ":b": N(4)},
+                     ExclusiveStartKey={"pk": S("a"), "sk": N(0)})
+    assert [it["sk"]["N"] for it in resp["Items"]] == ["2", "3", "4"]
+
+
+def test_transact_remove_only_update_does_not_create_an_item(ddb, music):
+    ddb.transact_write_items(TransactItems=[{"Update": {
+        "TableName": music, "Key": {"pk": S("nobody"), "sk": N(1)}, "UpdateExpression": "REMOVE v"}}])
+    assert "Item" not in ddb.get_item(TableName=music, Key={"pk": S("nobody"), "sk": N(1)})

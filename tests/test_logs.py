@@ -715,3 +715,35 @@ def test_cli_create_existing_group_fails(aws, group):
     assert "ResourceAlreadyExistsException" in proc.stderr
 
 
+
+
+# ---------------------------------------------------------------------------
+# Hardening found by code review
+# ---------------------------------------------------------------------------
+def test_many_ellipses_in_a_space_delimited_pattern_finish_quickly(logs, group, stream):
+    put(logs, group, stream, [" ".join(f"w{i}" for i in range(100))] * 20)
+    pattern = "[" + ", ".join(["..."] * 12) + ", x=1]"
+    # An exponential matcher would not answer before boto3's read timeout.
+    resp = logs.filter_log_events(logGroupName=group, filterPattern=pattern)
+    assert resp["events"] == []
+
+
+def test_non_ascii_next_token_is_invalid_not_a_crash(logs, group, stream):
+    bad = "f/" + "a" * 19 + "\u00e9" + "a" * 19
+    with logs_error("InvalidParameterException"):
+        logs.get_log_events(logGroupName=group, logStreamName=stream, nextToken=bad)
+
+
+def test_forward_token_of_an_empty_stream_finds_later_events(logs, group, stream):
+    first = logs.get_log_events(logGroupName=group, logStreamName=stream)
+    assert first["events"] == []
+    put(logs, group, stream, ["arrived later"])
+    later = logs.get_log_events(logGroupName=group, logStreamName=stream,
+                                nextToken=first["nextForwardToken"])
+    assert [e["message"] for e in later["events"]] == ["arrived later"]
+
+
+def test_huge_end_time_is_accepted(logs, group, stream):
+    put(logs, group, stream, ["x"])
+    resp = logs.filter_log_events(logGroupName=group, endTime=2**63 - 1)
+    assert [e["message"] for e in resp["events"]] == ["x"]

@@ -67,23 +67,34 @@ pub fn check_table_name(name: &str) -> AwsResult<()> {
 pub fn require_table(ddb: &DynamoDb, ctx: &RequestContext, name: &str) -> AwsResult<TableMeta> {
     let name = name_from_arn(name);
     let key = (ctx.region.clone(), name.to_string());
-    if let Some(meta) = ddb
-        .tables
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&key)
-    {
+    // The cache lock is held across the store read on a miss, so a control-plane
+    // change that commits and then forgets the entry cannot be overwritten by a
+    // description read before it.
+    let mut tables = ddb.tables.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(meta) = tables.get(&key) {
         return Ok(TableMeta::clone(meta));
     }
     let meta = ddb
         .store
         .read(|r| state::load_table(r, &ctx.region, name))?
         .ok_or_else(crate::errors::no_table)?;
-    ddb.tables
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(key, std::sync::Arc::new(meta.clone()));
+    tables.insert(key, std::sync::Arc::new(meta.clone()));
     Ok(meta)
+}
+
+/// The table's current description for a write about to happen under `write_lock`:
+/// indexes, TTL and stream settings may have changed since `before` was read, and
+/// the table may have been deleted (and recreated, with another uid) meanwhile.
+pub fn relock_table(
+    ddb: &DynamoDb,
+    ctx: &RequestContext,
+    before: &TableMeta,
+) -> AwsResult<TableMeta> {
+    let now = require_table(ddb, ctx, &before.name)?;
+    if now.uid != before.uid {
+        return Err(crate::errors::no_table());
+    }
+    Ok(now)
 }
 
 /// Drops a table's cached description (after a control-plane change to it).

@@ -1,7 +1,7 @@
 //! Single-item operations and their batch forms: PutItem, GetItem, UpdateItem,
 //! DeleteItem, BatchGetItem, BatchWriteItem.
 
-use crate::control::{name_from_arn, require_table, s, table_name};
+use crate::control::{name_from_arn, relock_table, require_table, s, table_name};
 use crate::errors::{condition_failed, expr, validation};
 use crate::keys::{self, key_of_item, parse_key, write_item, Actor, MAX_ITEM};
 use crate::state::{TableMeta, ITEMS};
@@ -316,7 +316,7 @@ pub fn put_item(ddb: &DynamoDb, ctx: &RequestContext, i: &Input) -> AwsResult<Ou
     let rv = check_return_values(i, &["NONE", "ALL_OLD"])?;
     let _guard = ddb.write_lock.lock().unwrap_or_else(|p| p.into_inner());
     // Indexes, TTL or the stream may have changed since validation.
-    let meta = table_for(ddb, ctx, i)?;
+    let meta = relock_table(ddb, ctx, &meta)?;
     let old = ddb.store.transact(|t| {
         let old = load_item(t, &key)?;
         if let Some(c) = &cond {
@@ -426,7 +426,7 @@ pub fn update_item(ddb: &DynamoDb, ctx: &RequestContext, i: &Input) -> AwsResult
         &["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"],
     )?;
     let _guard = ddb.write_lock.lock().unwrap_or_else(|p| p.into_inner());
-    let meta = table_for(ddb, ctx, i)?;
+    let meta = relock_table(ddb, ctx, &meta)?;
     let (old, new) = ddb.store.transact(|t| {
         let old = load_item(t, &key)?;
         if let Some(c) = &cond {
@@ -476,7 +476,7 @@ pub fn delete_item(ddb: &DynamoDb, ctx: &RequestContext, i: &Input) -> AwsResult
     let rv = check_return_values(i, &["NONE", "ALL_OLD"])?;
     let _guard = ddb.write_lock.lock().unwrap_or_else(|p| p.into_inner());
     // Indexes, TTL or the stream may have changed since validation.
-    let meta = table_for(ddb, ctx, i)?;
+    let meta = relock_table(ddb, ctx, &meta)?;
     let old = ddb.store.transact(|t| {
         let old = load_item(t, &key)?;
         if let Some(c) = &cond {
@@ -644,7 +644,7 @@ pub fn batch_write_item(ddb: &DynamoDb, ctx: &RequestContext, i: &Input) -> AwsR
     }
     let _guard = ddb.write_lock.lock().unwrap_or_else(|p| p.into_inner());
     for (meta, _) in writes.iter_mut() {
-        *meta = require_table(ddb, ctx, &meta.name)?;
+        *meta = relock_table(ddb, ctx, meta)?;
     }
     let sizes = ddb.store.transact(|t| {
         let mut sizes = Vec::new();

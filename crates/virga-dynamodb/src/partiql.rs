@@ -141,6 +141,14 @@ impl Rewriter<'_> {
 
     /// A literal (or `?`) starting at `toks[*i]`.
     fn literal(&mut self, toks: &[Tok], i: &mut usize) -> AwsResult<AttrValue> {
+        self.literal_at(toks, i, 0)
+    }
+
+    /// A literal nested `depth` levels deep (bounded: the input is the client's).
+    fn literal_at(&mut self, toks: &[Tok], i: &mut usize, depth: usize) -> AwsResult<AttrValue> {
+        if depth > 32 {
+            return Err(data::nesting_error());
+        }
         let t = toks.get(*i).ok_or_else(|| syntax("end of statement"))?;
         *i += 1;
         Ok(match t {
@@ -168,7 +176,7 @@ impl Rewriter<'_> {
                         return Err(syntax(":"));
                     }
                     *i += 1;
-                    let v = self.literal(toks, i)?;
+                    let v = self.literal_at(toks, i, depth + 1)?;
                     m.insert(key, v);
                     if toks.get(*i) == Some(&Tok::Punct(",")) {
                         *i += 1;
@@ -180,7 +188,7 @@ impl Rewriter<'_> {
             Tok::Punct("[") => {
                 let mut l = Vec::new();
                 while toks.get(*i) != Some(&Tok::Punct("]")) {
-                    l.push(self.literal(toks, i)?);
+                    l.push(self.literal_at(toks, i, depth + 1)?);
                     if toks.get(*i) == Some(&Tok::Punct(",")) {
                         *i += 1;
                     } else if toks.get(*i) != Some(&Tok::Punct("]")) {
@@ -193,7 +201,7 @@ impl Rewriter<'_> {
             Tok::Punct("<<") => {
                 let mut items = Vec::new();
                 while toks.get(*i) != Some(&Tok::Punct(">>")) {
-                    items.push(self.literal(toks, i)?);
+                    items.push(self.literal_at(toks, i, depth + 1)?);
                     if toks.get(*i) == Some(&Tok::Punct(",")) {
                         *i += 1;
                     }
@@ -620,9 +628,12 @@ fn select(
     };
     let limit = i.get("Limit").and_then(Value::as_u64).map(|l| l as usize);
     let start = match s(i, "NextToken") {
-        Some(tok) => {
-            Bound::Excluded(hex::decode(tok).map_err(|_| validation("Invalid NextToken"))?)
-        }
+        Some(tok) => Bound::Excluded(
+            hex::decode(tok)
+                .ok()
+                .filter(|k| k.starts_with(&prefix))
+                .ok_or_else(|| validation("Invalid NextToken"))?,
+        ),
         None => Bound::Included(prefix.clone()),
     };
     let end = prefix_end(&prefix).unwrap_or_default();
@@ -709,6 +720,7 @@ fn insert(
     let meta = require_table(ddb, ctx, &table)?;
     let key = key_of_item(&meta, &item)?;
     let _guard = ddb.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+    let meta = crate::control::relock_table(ddb, ctx, &meta)?;
     ddb.store.transact(|t| {
         if load_item(t, &key)?.is_some() {
             return Err(AwsError::new(
@@ -857,6 +869,7 @@ fn update(
     let cond = parse_condition(&cond_text, "ConditionExpression", &subs).map_err(expr)?;
     let (_, key) = crate::keys::parse_key(&meta, Some(&Value::Object(item_to_json(&key_item))))?;
     let _guard = ddb.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+    let meta = crate::control::relock_table(ddb, ctx, &meta)?;
     ddb.store
         .transact(|t| {
             let old = load_item(t, &key)?;
@@ -936,6 +949,7 @@ fn delete(
         parse_condition(&cond_text, "ConditionExpression", &subs).map_err(expr)?;
     let (_, key) = crate::keys::parse_key(&meta, Some(&Value::Object(item_to_json(&key_item))))?;
     let _guard = ddb.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+    let meta = crate::control::relock_table(ddb, ctx, &meta)?;
     let old = ddb.store.transact(|t| {
         let Some(old) = load_item(t, &key)? else {
             return Ok(None);

@@ -520,9 +520,16 @@ pub fn query(ddb: &DynamoDb, ctx: &RequestContext, i: &Input) -> AwsResult<Outpu
                 "The provided starting key is invalid: The provided key element does not match the schema",
             ));
         }
+        // The start key narrows the key condition's range; it never widens it.
+        let key_of = |b: &Bound<Vec<u8>>| match b {
+            Bound::Included(x) | Bound::Excluded(x) => Some(x.clone()),
+            Bound::Unbounded => None,
+        };
         if forward {
-            lo = Bound::Excluded(k);
-        } else {
+            if key_of(&lo).is_none_or(|l| k >= l) {
+                lo = Bound::Excluded(k);
+            }
+        } else if key_of(&hi).is_none_or(|h| k < h) {
             hi = Bound::Excluded(k);
         }
     }

@@ -160,7 +160,7 @@ pub fn transact_write(ddb: &DynamoDb, ctx: &RequestContext, i: &Input) -> AwsRes
     let now = ddb.clock.now_secs_f64();
     let _guard = ddb.write_lock.lock().unwrap_or_else(|p| p.into_inner());
     for p in planned.iter_mut() {
-        p.meta = require_table(ddb, ctx, &p.meta.name)?;
+        p.meta = crate::control::relock_table(ddb, ctx, &p.meta)?;
     }
     let sizes = ddb.store.transact(|t| {
         if let Some(tok) = &token {
@@ -222,6 +222,11 @@ pub fn transact_write(ddb: &DynamoDb, ctx: &RequestContext, i: &Input) -> AwsRes
                     }
                 },
             };
+            // As in UpdateItem: an update that only removes creates no item.
+            if old.is_none() && matches!(p.action, Action::Update(Some(_))) && new.as_ref() == Some(&p.key_item) {
+                sizes.push((idx, 0));
+                continue;
+            }
             let size = new.as_ref().map_or(0, item_size).max(old.as_ref().map_or(0, item_size));
             write_item(ddb, t, &p.meta, &p.key, old.as_ref(), new.as_ref(), Actor::User)?;
             sizes.push((idx, size));

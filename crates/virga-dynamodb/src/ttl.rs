@@ -5,7 +5,7 @@
 //! the sweeper has run, expired items are still readable, as on AWS.
 
 use crate::data::load_item;
-use crate::keys::{write_item, Actor};
+use crate::keys::{self, write_item, Actor};
 use crate::state::{self, TTL};
 use crate::DynamoDb;
 use std::ops::Bound;
@@ -73,9 +73,17 @@ pub fn sweep(ddb: &DynamoDb) -> AwsResult<usize> {
                     BATCH,
                     false,
                 )?;
+                let attr = current.ttl_attribute.clone().unwrap_or_default();
                 for (ttl_key, item_key) in &rows {
                     t.delete(TTL, ttl_key)?;
-                    if let Some(old) = load_item(t, item_key)? {
+                    let Some(old) = load_item(t, item_key)? else {
+                        continue;
+                    };
+                    // Only if the item still carries this expiry (a stale entry must
+                    // not delete an item whose TTL moved to the future).
+                    if keys::ttl_key(&current, &attr, &old, item_key).as_deref()
+                        == Some(ttl_key.as_slice())
+                    {
                         write_item(ddb, t, &current, item_key, Some(&old), None, Actor::Ttl)?;
                     }
                 }

@@ -141,10 +141,10 @@ fn token(ts: i64, seq: u64) -> String {
 }
 
 fn parse_token(t: &str) -> Option<(i64, u64)> {
-    if t.len() != 40 {
+    if t.len() != 40 || !t.is_ascii() {
         return None;
     }
-    Some((t[..20].parse().ok()?, t[20..].parse().ok()?))
+    Some((t.get(..20)?.parse().ok()?, t.get(20..)?.parse().ok()?))
 }
 
 impl Logs {
@@ -581,7 +581,7 @@ impl Logs {
             .map(|st| self.stream_json(region, &group, st))
             .collect();
         let mut out = json!({ "logStreams": page });
-        if offset + limit < streams.len() {
+        if offset.saturating_add(limit) < streams.len() {
             out["nextToken"] = json!((offset + limit).to_string());
         }
         Ok(obj(out))
@@ -739,14 +739,12 @@ impl Logs {
             }
             _ => match tok {
                 Some(t) => (t.replacen("b/", "f/", 1), t.replacen("f/", "b/", 1)),
-                None => {
-                    let edge = if forward {
-                        token(start_ms, 0)
-                    } else {
-                        token(end_ms.unwrap_or(i64::MAX / 2), 0)
-                    };
-                    (format!("f/{edge}"), format!("b/{edge}"))
-                }
+                // Nothing yet: the forward token waits at the start, so polling with
+                // it finds events written later.
+                None => (
+                    format!("f/{}", token(start_ms, 0)),
+                    format!("b/{}", token(end_ms.unwrap_or(start_ms), 0)),
+                ),
             },
         };
         Ok(obj(json!({
@@ -793,7 +791,7 @@ impl Logs {
             None => Bound::Included(at(start_ms, 0)),
         };
         let hi = match i.get("endTime").and_then(Value::as_i64) {
-            Some(e) => at(e + 1, 0),
+            Some(e) => at(e.saturating_add(1), 0),
             None => prefix_end(&prefix).unwrap_or_default(),
         };
         let mut events = Vec::new();
