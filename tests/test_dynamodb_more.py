@@ -1093,3 +1093,19 @@ def test_transact_remove_only_update_does_not_create_an_item(ddb, music):
     ddb.transact_write_items(TransactItems=[{"Update": {
         "TableName": music, "Key": {"pk": S("nobody"), "sk": N(1)}, "UpdateExpression": "REMOVE v"}}])
     assert "Item" not in ddb.get_item(TableName=music, Key={"pk": S("nobody"), "sk": N(1)})
+
+
+def test_partiql_order_by_desc_pages_from_the_end(ddb, music):
+    first = pq(ddb, f'SELECT sk FROM "{music}" WHERE pk = ? ORDER BY sk DESC', S("a"), Limit=2)
+    assert [i["sk"]["N"] for i in first["Items"]] == ["4", "3"]
+    rest = pq(ddb, f'SELECT sk FROM "{music}" WHERE pk = ? ORDER BY sk DESC', S("a"),
+              NextToken=first["NextToken"])
+    assert [i["sk"]["N"] for i in rest["Items"]] == ["2", "1", "0"]
+
+
+def test_partiql_parameters_bind_in_statement_order_with_set_add(ddb, music):
+    pq(ddb, f'UPDATE "{music}" SET w = ? SET tags = set_add(tags, ?) WHERE pk = ? AND sk = ?',
+       S("plain"), {"SS": ["x"]}, S("a"), N(3))
+    item = ddb.get_item(TableName=music, Key={"pk": S("a"), "sk": N(3)})["Item"]
+    assert item["w"] == S("plain")
+    assert item["tags"] == {"SS": ["x"]}

@@ -627,35 +627,41 @@ fn select(
         crate::state::ITEMS
     };
     let limit = i.get("Limit").and_then(Value::as_u64).map(|l| l as usize);
-    let start = match s(i, "NextToken") {
-        Some(tok) => Bound::Excluded(
+    let token = match s(i, "NextToken") {
+        Some(tok) => Some(
             hex::decode(tok)
                 .ok()
                 .filter(|k| k.starts_with(&prefix))
                 .ok_or_else(|| validation("Invalid NextToken"))?,
         ),
-        None => Bound::Included(prefix.clone()),
+        None => None,
     };
     let end = prefix_end(&prefix).unwrap_or_default();
+    // ORDER BY ... DESC reads the range backwards; the token moves whichever end
+    // the reading started from.
+    let (mut lo, mut hi) = match (token, descending) {
+        (Some(k), false) => (Bound::Excluded(k), Bound::Excluded(end)),
+        (Some(k), true) => (Bound::Included(prefix.clone()), Bound::Excluded(k)),
+        (None, _) => (Bound::Included(prefix.clone()), Bound::Excluded(end)),
+    };
     let mut items = Vec::new();
     let mut next = None;
     let mut bytes = 0usize;
-    let mut from = start;
     ddb.store.read(|r| loop {
         let rows = r.scan(
             store_table,
-            match &from {
-                Bound::Included(k) => Bound::Included(k.as_slice()),
-                Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
-                Bound::Unbounded => Bound::Unbounded,
-            },
-            Bound::Excluded(end.as_slice()),
+            crate::query::as_ref(&lo),
+            crate::query::as_ref(&hi),
             256,
-            false,
+            descending,
         )?;
         let done = rows.len() < 256;
         for (k, v) in &rows {
-            from = Bound::Excluded(k.clone());
+            if descending {
+                hi = Bound::Excluded(k.clone());
+            } else {
+                lo = Bound::Excluded(k.clone());
+            }
             let item = crate::keys::decode_item(v)?;
             bytes += item_size(&item);
             let keep = match &cond {
@@ -678,9 +684,6 @@ fn select(
             return Ok(());
         }
     })?;
-    if descending {
-        items.reverse();
-    }
     let mut out = Map::new();
     out.insert("Items".into(), Value::Array(items));
     if let Some(n) = next {
@@ -820,15 +823,12 @@ fn plan_update(
                 let v = rw.value(v);
                 set_ops.push(format!("{op} {n} {v}"));
             }
-            _ => plain_sets.push(*c),
+            // Rewritten in statement order, so `?` parameters bind in order.
+            _ => plain_sets.push(rw.rewrite(c)?),
         }
     }
     if !plain_sets.is_empty() {
-        let parts: Vec<String> = plain_sets
-            .iter()
-            .map(|c| rw.rewrite(c))
-            .collect::<AwsResult<_>>()?;
-        text.push_str(&format!("SET {}", parts.join(", ")));
+        text.push_str(&format!("SET {}", plain_sets.join(", ")));
     }
     for op in set_ops {
         text.push(' ');
