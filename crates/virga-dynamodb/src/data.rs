@@ -282,6 +282,19 @@ fn write_metrics(
     out
 }
 
+/// Evaluates a write's condition against the stored item (an empty item when there
+/// is none): ConditionalCheckFailedException when it does not hold.
+fn check_write_condition(i: &Input, cond: Option<&Condition>, old: Option<&Item>) -> AwsResult<()> {
+    let Some(c) = cond else {
+        return Ok(());
+    };
+    if c.eval(old.unwrap_or(&Item::new())).map_err(expr)? {
+        Ok(())
+    } else {
+        Err(failed(i, old))
+    }
+}
+
 fn failed(i: &Input, old: Option<&Item>) -> virga_core::AwsError {
     let e = condition_failed();
     match (s(i, "ReturnValuesOnConditionCheckFailure"), old) {
@@ -319,12 +332,7 @@ pub fn put_item(ddb: &DynamoDb, ctx: &RequestContext, i: &Input) -> AwsResult<Ou
     let meta = relock_table(ddb, ctx, &meta)?;
     let old = ddb.store.transact(|t| {
         let old = load_item(t, &key)?;
-        if let Some(c) = &cond {
-            let ok = c.eval(old.as_ref().unwrap_or(&Item::new())).map_err(expr)?;
-            if !ok {
-                return Err(failed(i, old.as_ref()));
-            }
-        }
+        check_write_condition(i, cond.as_ref(), old.as_ref())?;
         write_item(ddb, t, &meta, &key, old.as_ref(), Some(&item), Actor::User)?;
         Ok(old)
     })?;
@@ -429,12 +437,7 @@ pub fn update_item(ddb: &DynamoDb, ctx: &RequestContext, i: &Input) -> AwsResult
     let meta = relock_table(ddb, ctx, &meta)?;
     let (old, new) = ddb.store.transact(|t| {
         let old = load_item(t, &key)?;
-        if let Some(c) = &cond {
-            let ok = c.eval(old.as_ref().unwrap_or(&Item::new())).map_err(expr)?;
-            if !ok {
-                return Err(failed(i, old.as_ref()));
-            }
-        }
+        check_write_condition(i, cond.as_ref(), old.as_ref())?;
         let new = apply_update(&meta, &key_item, old.as_ref(), update.as_ref())?;
         // An update that only removes (REMOVE, DELETE from a set) does not create a
         // missing item, as on AWS.
@@ -479,12 +482,7 @@ pub fn delete_item(ddb: &DynamoDb, ctx: &RequestContext, i: &Input) -> AwsResult
     let meta = relock_table(ddb, ctx, &meta)?;
     let old = ddb.store.transact(|t| {
         let old = load_item(t, &key)?;
-        if let Some(c) = &cond {
-            let ok = c.eval(old.as_ref().unwrap_or(&Item::new())).map_err(expr)?;
-            if !ok {
-                return Err(failed(i, old.as_ref()));
-            }
-        }
+        check_write_condition(i, cond.as_ref(), old.as_ref())?;
         write_item(ddb, t, &meta, &key, old.as_ref(), None, Actor::User)?;
         Ok(old)
     })?;
