@@ -81,6 +81,26 @@ pub fn full_body(data: impl Into<Bytes>) -> Body {
         .boxed_unsync()
 }
 
+/// A complete response of a non-S3 service: status, content type, the request id
+/// header and any extra headers.
+pub fn aws_response(
+    status: u16,
+    content_type: &str,
+    request_id: &str,
+    extra_headers: &[(&str, String)],
+    body: Vec<u8>,
+) -> http::Response<Body> {
+    let mut b = http::Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .header("x-amzn-requestid", request_id);
+    for (k, v) in extra_headers {
+        b = b.header(*k, v.as_str());
+    }
+    b.body(full_body(body))
+        .unwrap_or_else(|_| http::Response::new(full_body("")))
+}
+
 pub fn empty_body() -> Body {
     full_body(Bytes::new())
 }

@@ -20,7 +20,7 @@ use http::Response;
 use http_body_util::BodyExt;
 use serde_json::{Map, Value};
 use std::sync::Arc;
-use virga_core::service::full_body;
+use virga_core::service::aws_response;
 use virga_core::{AwsError, AwsResult, Body, BoxFuture, Clock, RequestContext};
 use virga_protocol::{json, ServiceModel};
 use virga_store::KvStore;
@@ -134,29 +134,23 @@ impl DynamoDb {
             Ok::<_, AwsError>(json::serialize_output(model, op, &out))
         }
         .await;
-        match result {
-            Ok(body) => Response::builder()
-                .status(200)
-                .header("content-type", "application/x-amz-json-1.0")
-                .header("x-amzn-requestid", ctx.request_id.as_str())
-                .header("x-amz-crc32", crc32(&body).to_string())
-                .body(full_body(body))
-                .unwrap_or_else(|_| Response::new(full_body(""))),
-            Err(e) => {
-                let mut e = e;
+        let (status, body) = match result {
+            Ok(body) => (200, body),
+            Err(mut e) => {
                 if !e.code.contains('#') && e.status < 500 {
                     e.code = format!("com.amazonaws.dynamodb.v20120810#{}", e.code);
                 }
-                let body = json::error_body(&e);
-                Response::builder()
-                    .status(e.status)
-                    .header("content-type", "application/x-amz-json-1.0")
-                    .header("x-amzn-requestid", ctx.request_id.as_str())
-                    .header("x-amz-crc32", crc32(&body).to_string())
-                    .body(full_body(body))
-                    .unwrap_or_else(|_| Response::new(full_body("")))
+                (e.status, json::error_body(&e))
             }
-        }
+        };
+        let crc = crc32(&body).to_string();
+        aws_response(
+            status,
+            "application/x-amz-json-1.0",
+            &ctx.request_id,
+            &[("x-amz-crc32", crc)],
+            body,
+        )
     }
 
     fn call(&self, ctx: &RequestContext, op: &str, i: Input) -> AwsResult<Output> {

@@ -19,7 +19,7 @@ use serde_json::{json, Map, Value};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use virga_core::service::full_body;
+use virga_core::service::aws_response;
 use virga_core::{AwsError, AwsResult, Body, BoxFuture, Clock, RequestContext};
 use virga_protocol::{json, ServiceModel};
 use virga_store::{prefix_end, KeyBuf, KvRead, KvStore, KvTxn};
@@ -294,12 +294,13 @@ impl Logs {
             Ok(b) => (200, b),
             Err(e) => (e.status, json::error_body(&e)),
         };
-        Response::builder()
-            .status(status)
-            .header("content-type", "application/x-amz-json-1.1")
-            .header("x-amzn-requestid", ctx.request_id.as_str())
-            .body(full_body(body))
-            .unwrap_or_else(|_| Response::new(full_body("")))
+        aws_response(
+            status,
+            "application/x-amz-json-1.1",
+            &ctx.request_id,
+            &[],
+            body,
+        )
     }
 
     fn call(&self, ctx: &RequestContext, op: &str, i: &Input) -> AwsResult<Output> {

@@ -11,7 +11,7 @@ pub use ops::captured;
 use http::Response;
 use http_body_util::BodyExt;
 use std::sync::Arc;
-use virga_core::service::full_body;
+use virga_core::service::aws_response;
 use virga_core::{AwsError, AwsResult, Body, BoxFuture, Clock, RequestContext};
 use virga_protocol::{query, ServiceModel};
 use virga_store::KvStore;
@@ -65,24 +65,14 @@ impl Sns {
             Ok::<_, AwsError>(query::serialize_output(model, &op, &out, &ctx.request_id))
         }
         .await;
-        match result {
-            Ok(body) => Response::builder()
-                .status(200)
-                .header("content-type", "text/xml")
-                .header("x-amzn-requestid", ctx.request_id.as_str())
-                .body(full_body(body))
-                .unwrap_or_else(|_| Response::new(full_body(""))),
-            Err(e) => Response::builder()
-                .status(e.status)
-                .header("content-type", "text/xml")
-                .header("x-amzn-requestid", ctx.request_id.as_str())
-                .body(full_body(query::error_body(
-                    MODEL.model().ok(),
-                    &e,
-                    &ctx.request_id,
-                )))
-                .unwrap_or_else(|_| Response::new(full_body(""))),
-        }
+        let (status, body) = match result {
+            Ok(body) => (200, body),
+            Err(e) => (
+                e.status,
+                query::error_body(MODEL.model().ok(), &e, &ctx.request_id),
+            ),
+        };
+        aws_response(status, "text/xml", &ctx.request_id, &[], body)
     }
 }
 
