@@ -121,3 +121,84 @@ pub fn listen_addr() -> String {
         .cloned()
         .unwrap_or_else(|| "localhost:4566".into())
 }
+
+/// The services of this process, for calls one service makes to another's public API
+/// (as AWS services do: Lambda polling an SQS queue or reading a DynamoDB stream). A
+/// call is a request in the target's own wire protocol, answered by its
+/// [`Service::handle`] under a system principal; it skips only the gateway's
+/// signature check.
+#[derive(Default)]
+pub struct Directory {
+    services: std::sync::OnceLock<Vec<Arc<dyn Service>>>,
+}
+
+impl Directory {
+    pub fn new() -> Directory {
+        Directory::default()
+    }
+
+    /// Records the services (once, after all are built).
+    pub fn install(&self, services: Vec<Arc<dyn Service>>) {
+        let _ = self.services.set(services);
+    }
+
+    fn find(&self, name: &str) -> crate::AwsResult<&Arc<dyn Service>> {
+        self.services
+            .get()
+            .and_then(|s| s.iter().find(|s| s.name() == name))
+            .ok_or_else(|| crate::AwsError::internal(format!("no {name} service in this process")))
+    }
+
+    /// Sends `req` to `service` and returns its response.
+    pub async fn call(
+        &self,
+        service: &str,
+        ctx: RequestContext,
+        req: http::Request<Body>,
+    ) -> crate::AwsResult<http::Response<Body>> {
+        Ok(self.find(service)?.handle(ctx, req).await)
+    }
+
+    /// A call in the JSON protocol (`X-Amz-Target: target`, JSON 1.0): the output
+    /// document, or the service's error with its code and message.
+    pub async fn call_json(
+        &self,
+        service: &str,
+        target: &str,
+        ctx: RequestContext,
+        input: &serde_json::Value,
+    ) -> crate::AwsResult<serde_json::Value> {
+        use http_body_util::BodyExt;
+        let req = http::Request::builder()
+            .method("POST")
+            .uri("/")
+            .header("x-amz-target", target)
+            .header("content-type", "application/x-amz-json-1.0")
+            .body(full_body(input.to_string()))
+            .map_err(|e| crate::AwsError::internal(e.to_string()))?;
+        let resp = self.call(service, ctx, req).await?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| crate::AwsError::internal(e.to_string()))?
+            .to_bytes();
+        let doc: serde_json::Value = if body.is_empty() {
+            serde_json::Value::Object(Default::default())
+        } else {
+            serde_json::from_slice(&body)
+                .map_err(|e| crate::AwsError::internal(format!("{service} answered: {e}")))?
+        };
+        if status >= 300 {
+            let code = doc["__type"].as_str().unwrap_or("InternalFailure");
+            let code = code.rsplit('#').next().unwrap_or(code);
+            let message = doc["message"]
+                .as_str()
+                .or(doc["Message"].as_str())
+                .unwrap_or("");
+            return Err(crate::AwsError::new(status, code, message));
+        }
+        Ok(doc)
+    }
+}

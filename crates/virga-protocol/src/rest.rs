@@ -10,6 +10,22 @@ use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value};
 use virga_core::AwsError;
 
+/// The decoded `(key, value)` pairs of a query string, in order (`+` is a space).
+pub fn form_query(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|s| !s.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            let dec = |s: &str| {
+                percent_decode_str(&s.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            (dec(k), dec(v))
+        })
+        .collect()
+}
+
 /// One request as the REST codecs see it.
 pub struct RestRequest<'a> {
     pub method: &'a str,

@@ -326,20 +326,7 @@ fn root_element(op: &str) -> &'static str {
     }
 }
 
-pub fn form_query(q: &str) -> Vec<(String, String)> {
-    q.split('&')
-        .filter(|s| !s.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            let dec = |s: &str| {
-                percent_encoding::percent_decode_str(&s.replace('+', " "))
-                    .decode_utf8_lossy()
-                    .into_owned()
-            };
-            (dec(k), dec(v))
-        })
-        .collect()
-}
+pub use virga_protocol::rest::form_query;
 
 pub fn error_response(e: &AwsError, request_id: &str, is_head: bool) -> Response<Body> {
     let mut b = Response::builder().status(e.status);

@@ -993,7 +993,8 @@ fn send_one(s: &Sqs, ctx: &RequestContext, q: &Queue, m: Outgoing) -> AwsResult<
 /// built (`Body`, `MessageAttributes`, FIFO ids); other sources (S3) send the event
 /// document itself as the body.
 pub fn send_event(s: &Sqs, event: &virga_core::events::Event) -> AwsResult<Output> {
-    if event.source == "sns" {
+    // SNS deliveries and Lambda destinations come as a body with message attributes.
+    if event.source == "sns" || event.source == "lambda" {
         let p = &event.payload;
         let body = p.get("Body").and_then(|b| b.as_str()).unwrap_or("");
         let attributes = p

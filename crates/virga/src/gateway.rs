@@ -20,6 +20,7 @@ pub struct Gateway {
     pub services: Vec<Arc<dyn Service>>,
     pub s3: Arc<virga_s3::S3>,
     pub sns: Arc<virga_sns::Sns>,
+    pub lambda: Arc<virga_lambda::Lambda>,
     pub clock: Arc<Clock>,
     /// Access key -> secret key, for keys whose signatures are verified.
     pub credentials: HashMap<String, String>,

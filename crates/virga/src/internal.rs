@@ -102,6 +102,15 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request<Body>) -> Response<Body> {
             Ok(events) => json_response(200, json!({ "events": events })),
             Err(e) => json_response(500, json!({"error": e.message})),
         },
+        (Method::GET, p) if p.starts_with("/_virga/lambda/code/") => {
+            match gw.lambda.code_zip(&p["/_virga/lambda/code/".len()..]) {
+                Ok(zip) => Response::builder()
+                    .header("content-type", "application/zip")
+                    .body(full_body(zip))
+                    .unwrap_or_else(|_| Response::new(full_body(""))),
+                Err(_) => json_response(404, json!({"error": "no such deployment package"})),
+            }
+        }
         _ => json_response(
             404,
             json!({"error": format!("no such Virga endpoint: {path}")}),

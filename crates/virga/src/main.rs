@@ -90,14 +90,20 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         SyncMode::Normal => Durability::Process,
         SyncMode::Full => Durability::Full,
     };
-    let (store, blobs, data_desc): (Arc<dyn KvStore>, Arc<dyn BlobStore>, String) = if args
-        .ephemeral
-    {
+    let (store, blobs, data_desc, work_dir): (
+        Arc<dyn KvStore>,
+        Arc<dyn BlobStore>,
+        String,
+        PathBuf,
+    ) = if args.ephemeral {
         let s = SqliteStore::in_memory().map_err(|e| e.message)?;
+        // Lambda still needs a directory to unpack code into.
+        let work = std::env::temp_dir().join(format!("virga-{}", std::process::id()));
         (
             Arc::new(s),
             Arc::new(MemBlobStore::default()),
             "in memory".to_string(),
+            work.join("lambda"),
         )
     } else {
         let dir = match args.data_dir.clone() {
@@ -116,7 +122,12 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         // Bodies up to 64 KiB live in the database: a file per small object costs more
         // than the write itself.
         let b = InlineBlobStore::new(s.clone(), files, 64 * 1024);
-        (s, Arc::new(b), dir.display().to_string())
+        (
+            s,
+            Arc::new(b),
+            dir.display().to_string(),
+            dir.join("lambda"),
+        )
     };
     let credentials: std::collections::HashMap<String, String> = args
         .credentials
@@ -153,7 +164,23 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         let sns = virga_sns::Sns::new(store.clone(), clock.clone(), bus.clone());
         let dynamodb = virga_dynamodb::DynamoDb::new(store.clone(), clock.clone());
         let logs = virga_logs::Logs::new(store.clone(), clock.clone());
-        let services: Vec<Arc<dyn Service>> = vec![s3.clone(), sqs, sns.clone(), dynamodb, logs];
+        let directory = Arc::new(virga_core::service::Directory::new());
+        let lambda = virga_lambda::Lambda::new(
+            store.clone(),
+            blobs.clone(),
+            clock.clone(),
+            logs.clone(),
+            bus.clone(),
+            directory.clone(),
+            work_dir,
+        )
+        .map_err(|e| e.message)?;
+        if let Some((key, secret)) = credentials.iter().next() {
+            lambda.set_credentials(key, secret);
+        }
+        let services: Vec<Arc<dyn Service>> =
+            vec![s3.clone(), sqs, sns.clone(), dynamodb, logs, lambda.clone()];
+        directory.install(services.clone());
         for s in &services {
             s.clone().start_background();
         }
@@ -162,6 +189,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             services,
             s3,
             sns,
+            lambda,
             clock,
             credentials,
             strict_auth: args.strict_auth,

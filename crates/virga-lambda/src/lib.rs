@@ -1,0 +1,309 @@
+//! AWS Lambda on Virga (rest-json): functions, versions, aliases, layers, permissions,
+//! concurrency, event invoke configs and event source mappings, with real function
+//! code run by runtime processes that speak the Lambda Runtime API to Virga.
+//!
+//! Modules:
+//! - [`functions`]: the control plane of functions, versions, aliases and policies.
+//! - [`code`]: deployment packages and layers (zips kept as blobs, unpacked on disk).
+//! - [`engine`]: runtime environments (processes), the Runtime API each one talks to,
+//!   and one invocation from start to REPORT line.
+//! - [`invoke`]: the Invoke operation, the durable queue of asynchronous invocations
+//!   with retries and destinations, and events from S3 and SNS.
+//! - [`esm`]: event source mappings and their pollers (SQS, DynamoDB Streams).
+//!
+//! Store tables (under `lambda.`):
+//! - `lambda.fn`    (region, name) -> [`state::Function`] (`$LATEST` and what is per function)
+//! - `lambda.ver`   (region, name, version) -> [`state::Version`]
+//! - `lambda.alias` (region, name, alias) -> alias configuration
+//! - `lambda.layer` (region, layer, version) -> [`state::Layer`]
+//! - `lambda.esm`   (uuid) -> [`state::Mapping`]
+//! - `lambda.async` (seq) -> [`state::AsyncInvocation`], `lambda.due` (due ms, seq) -> ()
+
+pub mod code;
+pub mod engine;
+pub mod esm;
+pub mod functions;
+pub mod invoke;
+pub mod state;
+
+use http::Response;
+use http_body_util::BodyExt;
+use serde_json::{Map, Value};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use virga_core::service::{aws_response, Directory};
+use virga_core::{AwsError, AwsResult, Body, BoxFuture, Clock, RequestContext};
+use virga_protocol::{rest_json, RestRequest, ServiceModel};
+use virga_store::{BlobStore, KvStore};
+
+static MODEL: ServiceModel = ServiceModel::new(include_str!("../../../models/lambda.json"));
+
+pub type Input = Map<String, Value>;
+pub type Output = Map<String, Value>;
+
+/// Synchronous invocation payload limit (request and response).
+pub const SYNC_PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
+/// Asynchronous invocation payload limit.
+pub const ASYNC_PAYLOAD_LIMIT: usize = 256 * 1024;
+
+pub struct Lambda {
+    pub(crate) store: Arc<dyn KvStore>,
+    pub(crate) blobs: Arc<dyn BlobStore>,
+    pub(crate) clock: Arc<Clock>,
+    pub(crate) bus: Arc<virga_core::events::EventBus>,
+    pub(crate) directory: Arc<Directory>,
+    pub(crate) engine: engine::Engine,
+    /// Where code, layers and runtime bootstraps are unpacked.
+    pub(crate) work_dir: PathBuf,
+    /// Credentials handed to functions (AWS_ACCESS_KEY_ID, ...).
+    pub(crate) credentials: Mutex<(String, String)>,
+    /// Wakes the asynchronous-invocation worker when work is queued.
+    pub(crate) async_wake: tokio::sync::Notify,
+    /// Running event source mapping pollers by UUID.
+    pub(crate) pollers: Mutex<std::collections::HashMap<String, esm::PollerHandle>>,
+    me: OnceLock<std::sync::Weak<Lambda>>,
+}
+
+pub(crate) fn err(status: u16, code: &str, msg: impl Into<String>) -> AwsError {
+    AwsError::new(status, code, msg)
+}
+
+pub(crate) fn invalid(msg: impl Into<String>) -> AwsError {
+    err(400, "InvalidParameterValueException", msg)
+}
+
+pub(crate) fn not_found(msg: impl Into<String>) -> AwsError {
+    err(404, "ResourceNotFoundException", msg)
+}
+
+pub(crate) fn conflict(msg: impl Into<String>) -> AwsError {
+    err(409, "ResourceConflictException", msg)
+}
+
+pub(crate) fn s<'a>(i: &'a Input, k: &str) -> Option<&'a str> {
+    i.get(k).and_then(Value::as_str)
+}
+
+pub(crate) fn obj(v: Value) -> Output {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// AWS's timestamp form for LastModified: `2024-01-02T03:04:05.678+0000`.
+pub(crate) fn last_modified(millis: i64) -> String {
+    let iso = virga_protocol::time_fmt::iso8601(millis as f64 / 1000.0);
+    // iso8601 gives `...:05.678Z`
+    format!("{}+0000", iso.trim_end_matches('Z'))
+}
+
+impl Lambda {
+    /// `work_dir` holds unpacked code (a temporary directory for in-memory servers).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: Arc<dyn KvStore>,
+        blobs: Arc<dyn BlobStore>,
+        clock: Arc<Clock>,
+        logs: Arc<virga_logs::Logs>,
+        bus: Arc<virga_core::events::EventBus>,
+        directory: Arc<Directory>,
+        work_dir: PathBuf,
+    ) -> AwsResult<Arc<Lambda>> {
+        std::fs::create_dir_all(&work_dir)
+            .map_err(|e| AwsError::internal(format!("{}: {e}", work_dir.display())))?;
+        let engine = engine::Engine::new(&work_dir, clock.clone(), logs)?;
+        let l = Arc::new(Lambda {
+            store,
+            blobs,
+            clock,
+            bus,
+            directory,
+            engine,
+            work_dir,
+            credentials: Mutex::new(("test".into(), "test".into())),
+            async_wake: tokio::sync::Notify::new(),
+            pollers: Mutex::new(Default::default()),
+            me: OnceLock::new(),
+        });
+        let _ = l.me.set(Arc::downgrade(&l));
+        Ok(l)
+    }
+
+    /// The credentials functions receive (one of Virga's configured keys, so their
+    /// calls pass `--strict-auth`).
+    pub fn set_credentials(&self, key: &str, secret: &str) {
+        if let Ok(mut c) = self.credentials.lock() {
+            *c = (key.to_string(), secret.to_string());
+        }
+    }
+
+    pub(crate) fn arc(&self) -> Option<Arc<Lambda>> {
+        self.me.get().and_then(|w| w.upgrade())
+    }
+
+    /// The deployment package behind a GetFunction `Code.Location` URL
+    /// (`/_virga/lambda/code/<blob>`).
+    pub fn code_zip(&self, blob: &str) -> AwsResult<Vec<u8>> {
+        code::read_blob(self, blob)
+    }
+
+    async fn serve(&self, ctx: RequestContext, req: http::Request<Body>) -> Response<Body> {
+        let (parts, body) = req.into_parts();
+        let query: Vec<(String, String)> = parts
+            .uri
+            .query()
+            .map(virga_protocol::rest::form_query)
+            .unwrap_or_default();
+        let result = async {
+            let model = MODEL.model()?;
+            let router = MODEL.router()?;
+            let rreq = RestRequest {
+                method: parts.method.as_str(),
+                raw_path: parts.uri.path(),
+                query: &query,
+                headers: &parts.headers,
+            };
+            let routed = router.route(&rreq).ok_or_else(|| {
+                err(
+                    404,
+                    "UnknownOperationException",
+                    format!("Unknown operation {} {}", parts.method, parts.uri.path()),
+                )
+            })?;
+            let op = routed.operation.to_string();
+            ctx.set_operation(&op);
+            // CreateFunction carries a zip of up to 50 MB as base64 (70 MB of JSON).
+            let limit = match op.as_str() {
+                "Invoke" => SYNC_PAYLOAD_LIMIT,
+                "InvokeAsync" => ASYNC_PAYLOAD_LIMIT,
+                _ => 70_167_211,
+            };
+            let bytes = http_body_util::Limited::new(body, limit)
+                .collect()
+                .await
+                .map_err(|_| {
+                    err(
+                        413,
+                        "RequestEntityTooLargeException",
+                        format!(
+                            "Request must be smaller than {limit} bytes for the {op} operation"
+                        ),
+                    )
+                })?
+                .to_bytes();
+            let input = rest_json::parse_input(model, &op, &rreq, &routed.labels, &bytes)?;
+            let out = self.call(&ctx, &op, input).await?;
+            Ok::<_, AwsError>((op.clone(), rest_json::serialize_output(model, &op, &out)))
+        }
+        .await;
+        match result {
+            Ok((_, (status, headers, body))) => {
+                let hs: Vec<(&str, String)> = headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.clone()))
+                    .collect();
+                aws_response(status, "application/json", &ctx.request_id, &hs, body)
+            }
+            Err(e) => error_response(&e, &ctx.request_id),
+        }
+    }
+
+    async fn call(&self, ctx: &RequestContext, op: &str, i: Input) -> AwsResult<Output> {
+        let region = ctx.region.as_str();
+        match op {
+            "CreateFunction" => functions::create(self, region, &i).await,
+            "GetFunction" => functions::get(self, ctx, &i),
+            "GetFunctionConfiguration" => functions::get_configuration(self, region, &i),
+            "UpdateFunctionCode" => functions::update_code(self, region, &i).await,
+            "UpdateFunctionConfiguration" => functions::update_configuration(self, region, &i),
+            "DeleteFunction" => functions::delete(self, region, &i),
+            "ListFunctions" => functions::list(self, region, &i),
+            "PublishVersion" => functions::publish_version(self, region, &i),
+            "ListVersionsByFunction" => functions::list_versions(self, region, &i),
+            "CreateAlias" => functions::create_alias(self, region, &i),
+            "GetAlias" => functions::get_alias(self, region, &i),
+            "UpdateAlias" => functions::update_alias(self, region, &i),
+            "DeleteAlias" => functions::delete_alias(self, region, &i),
+            "ListAliases" => functions::list_aliases(self, region, &i),
+            "AddPermission" => functions::add_permission(self, region, &i),
+            "RemovePermission" => functions::remove_permission(self, region, &i),
+            "GetPolicy" => functions::get_policy(self, region, &i),
+            "PutFunctionConcurrency" => functions::put_concurrency(self, region, &i),
+            "GetFunctionConcurrency" => functions::get_concurrency(self, region, &i),
+            "DeleteFunctionConcurrency" => functions::delete_concurrency(self, region, &i),
+            "PutFunctionEventInvokeConfig" | "UpdateFunctionEventInvokeConfig" => {
+                functions::put_event_invoke_config(self, region, &i, op.starts_with("Update"))
+            }
+            "GetFunctionEventInvokeConfig" => functions::get_event_invoke_config(self, region, &i),
+            "DeleteFunctionEventInvokeConfig" => {
+                functions::delete_event_invoke_config(self, region, &i)
+            }
+            "ListFunctionEventInvokeConfigs" => {
+                functions::list_event_invoke_configs(self, region, &i)
+            }
+            "TagResource" => functions::tag(self, region, &i),
+            "UntagResource" => functions::untag(self, region, &i),
+            "ListTags" => functions::list_tags(self, region, &i),
+            "GetAccountSettings" => functions::account_settings(self, region),
+            "PublishLayerVersion" => code::publish_layer(self, region, &i).await,
+            "ListLayers" => code::list_layers(self, region, &i),
+            "ListLayerVersions" => code::list_layer_versions(self, region, &i),
+            "GetLayerVersion" => code::get_layer_version(self, ctx, &i),
+            "GetLayerVersionByArn" => code::get_layer_version(self, ctx, &i),
+            "DeleteLayerVersion" => code::delete_layer_version(self, region, &i),
+            "Invoke" => invoke::invoke(self, ctx, &i).await,
+            "InvokeAsync" => invoke::invoke_async_legacy(self, ctx, &i).await,
+            "CreateEventSourceMapping" => esm::create(self, region, &i).await,
+            "GetEventSourceMapping" => esm::get(self, &i),
+            "UpdateEventSourceMapping" => esm::update(self, region, &i),
+            "DeleteEventSourceMapping" => esm::delete(self, &i),
+            "ListEventSourceMappings" => esm::list(self, region, &i),
+            _ => Err(err(
+                400,
+                "InvalidParameterValueException",
+                format!("Virga does not implement Lambda {op} yet"),
+            )),
+        }
+    }
+}
+
+/// A rest-json error response (`x-amzn-ErrorType`, `{"Type","message"}`).
+pub(crate) fn error_response(e: &AwsError, request_id: &str) -> Response<Body> {
+    let (code, body) = rest_json::error_body(e);
+    let mut headers = vec![("x-amzn-errortype", code)];
+    for (k, v) in &e.headers {
+        headers.push((k.as_str(), v.clone()));
+    }
+    aws_response(e.status, "application/json", request_id, &headers, body)
+}
+
+impl virga_core::Service for Lambda {
+    fn name(&self) -> &'static str {
+        "lambda"
+    }
+
+    fn handle(
+        &self,
+        ctx: RequestContext,
+        req: http::Request<Body>,
+    ) -> BoxFuture<'_, Response<Body>> {
+        Box::pin(self.serve(ctx, req))
+    }
+
+    fn reset(&self) -> AwsResult<()> {
+        esm::stop_all(self);
+        self.engine.shutdown_all();
+        let ids = state::all_blob_ids(self)?;
+        self.store.clear("lambda.")?;
+        for id in ids {
+            let _ = self.blobs.delete(&id);
+        }
+        Ok(())
+    }
+
+    fn start_background(self: Arc<Self>) {
+        invoke::start(self.clone());
+        esm::start_all(&self);
+    }
+}
