@@ -176,17 +176,35 @@ pub fn resolve(
             }
         };
         if q_version == "$LATEST" {
+            let mut config = function.config.clone();
+            if let Some(q) = q.as_deref() {
+                // Asked for by qualifier, the ARN says so.
+                config.insert(
+                    "FunctionArn".into(),
+                    json!(qualified_arn(region, &name, Some(q))),
+                );
+            }
             return Ok(Resolved {
                 name: name.clone(),
                 version: q_version,
-                config: function.config.clone(),
+                config,
                 code: function.code.clone(),
                 function,
                 qualifier: q,
             });
         }
-        let v = load_version(r, region, &name, &q_version)?
+        let mut v = load_version(r, region, &name, &q_version)?
             .ok_or_else(|| function_not_found(region, &name, q.as_deref()))?;
+        if let Some(a) = q
+            .as_deref()
+            .filter(|a| !a.bytes().all(|b| b.is_ascii_digit()))
+        {
+            // Seen through an alias, the configuration carries the alias ARN.
+            v.config.insert(
+                "FunctionArn".into(),
+                json!(qualified_arn(region, &name, Some(a))),
+            );
+        }
         Ok(Resolved {
             name: name.clone(),
             version: q_version,
@@ -497,7 +515,10 @@ pub async fn create(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
             }
             let mut f = f.clone();
             let out = if publish {
-                publish_in(t, region, &mut f, None)?
+                // The answer names the version but keeps the unqualified ARN, as AWS does.
+                let mut c = publish_in(t, region, &mut f, None)?;
+                c.insert("FunctionArn".into(), json!(function_arn(region, &name)));
+                c
             } else {
                 f.config.clone()
             };
@@ -546,7 +567,8 @@ fn publish_in(
     if f.last_version > 0 {
         if let Some(v) = load_version(&*t, region, &name, &f.last_version.to_string())? {
             let same = v.code.sha256 == f.code.sha256
-                && strip_volatile(&v.config) == strip_volatile(&f.config);
+                && strip_volatile(&v.config) == strip_volatile(&f.config)
+                && v.source_description.as_ref() == f.config.get("Description");
             if same {
                 return Ok(v.config);
             }
@@ -569,6 +591,7 @@ fn publish_in(
     let v = Version {
         config: c.clone(),
         code: f.code.clone(),
+        source_description: f.config.get("Description").cloned(),
     };
     t.put(
         state::VERSIONS,
@@ -875,8 +898,13 @@ pub fn list_versions(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
     let name = unqualified(s(i, "FunctionName").unwrap_or(""))?;
     let (max, marker) = page_of(i, 50);
     let mut all = l.store.read(|r| {
-        let f = load(r, region, &name)?;
-        let mut all = vec![f.config];
+        let mut latest = load(r, region, &name)?.config;
+        // Listed versions are qualified, `$LATEST` included.
+        latest.insert(
+            "FunctionArn".into(),
+            json!(qualified_arn(region, &name, Some("$LATEST"))),
+        );
+        let mut all = vec![latest];
         for (_, v) in state::scan_prefix(
             r,
             state::VERSIONS,
@@ -1323,6 +1351,17 @@ fn check_destination(d: &Value) -> AwsResult<()> {
     Ok(())
 }
 
+/// Event invoke config operations name a missing function differently.
+fn load_for_invoke_config(r: &dyn KvRead, region: &str, name: &str) -> AwsResult<Function> {
+    load(r, region, name).map_err(|e| {
+        if e.status == 404 {
+            not_found("The function doesn't exist.")
+        } else {
+            e
+        }
+    })
+}
+
 pub fn put_event_invoke_config(
     l: &Lambda,
     region: &str,
@@ -1335,7 +1374,7 @@ pub fn put_event_invoke_config(
     }
     let now = l.clock.now_secs_f64();
     l.store.transact(|t| {
-        let mut f = load(&*t, region, &name)?;
+        let mut f = load_for_invoke_config(&*t, region, &name)?;
         check_qualifier(&*t, region, &name, q.as_deref())?;
         let key = q.clone().unwrap_or_else(|| "$LATEST".into());
         let mut c = match (update, f.invoke_configs.get(&key)) {
@@ -1388,9 +1427,9 @@ pub fn put_event_invoke_config(
 
 pub fn get_event_invoke_config(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
     let (name, q) = parse_name(s(i, "FunctionName").unwrap_or(""), s(i, "Qualifier"))?;
-    let f = l.store.read(|r| load(r, region, &name))?;
+    let f = l.store.read(|r| load(r, region, &name)).ok();
     let key = q.clone().unwrap_or_else(|| "$LATEST".into());
-    match f.invoke_configs.get(&key) {
+    match f.as_ref().and_then(|f| f.invoke_configs.get(&key)) {
         Some(Value::Object(m)) => Ok(m.clone()),
         _ => Err(not_found(format!(
             "The function {} doesn't have an EventInvokeConfig",

@@ -192,9 +192,15 @@ impl Lambda {
                     )
                 })?
                 .to_bytes();
-            let input = rest_json::parse_input(model, &op, &rreq, &routed.labels, &bytes)?;
+            let input = rest_json::parse_input(model, &op, &rreq, &routed.labels, &bytes)
+                .map_err(runtime_enum_error)?;
             let out = self.call(&ctx, &op, input).await?;
-            Ok::<_, AwsError>((op.clone(), rest_json::serialize_output(model, &op, &out)))
+            let (mut status, headers, body) = rest_json::serialize_output(model, &op, &out);
+            if op == "DeleteFunction" {
+                // The model says 200; Lambda answers 204.
+                status = 204;
+            }
+            Ok::<_, AwsError>((op.clone(), (status, headers, body)))
         }
         .await;
         match result {
@@ -265,6 +271,27 @@ impl Lambda {
                 format!("Virga does not implement Lambda {op} yet"),
             )),
         }
+    }
+}
+
+/// Lambda reports an unknown runtime as InvalidParameterValueException, not as the
+/// model's enum ValidationException.
+fn runtime_enum_error(e: AwsError) -> AwsError {
+    const MARK: &str =
+        " at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: ";
+    match e.message.find(MARK) {
+        Some(at) if e.code == "ValidationException" => {
+            let value = e.message[..at]
+                .rsplit("Value ")
+                .next()
+                .unwrap_or("")
+                .trim_matches('\'');
+            let set = &e.message[at + MARK.len()..];
+            invalid(format!(
+                "Value {value} at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: {set} or be a valid ARN"
+            ))
+        }
+        _ => e,
     }
 }
 

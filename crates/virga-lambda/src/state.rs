@@ -51,6 +51,10 @@ pub struct Function {
 pub struct Version {
     pub config: Map<String, Value>,
     pub code: Code,
+    /// `$LATEST`'s Description when this version was published (PublishVersion may
+    /// give the version its own), to tell whether anything changed since.
+    #[serde(default)]
+    pub source_description: Option<Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
