@@ -482,7 +482,17 @@ fn subscribe(sns: &Sns, ctx: &RequestContext, i: &Input) -> AwsResult<Output> {
                 return Err(invalid("Invalid parameter: Endpoint"));
             }
         }
-        "lambda" | "application" | "firehose" => {
+        "lambda" => {
+            let p: Vec<&str> = endpoint.split(':').collect();
+            if !matches!(
+                p.as_slice(),
+                ["arn", _, "lambda", _, _, "function", _]
+                    | ["arn", _, "lambda", _, _, "function", _, _]
+            ) {
+                return Err(invalid("Invalid parameter: Lambda endpoint ARN"));
+            }
+        }
+        "application" | "firehose" => {
             return Err(invalid(format!(
                 "Protocol: Virga does not deliver to {protocol} subscriptions yet"
             )))
@@ -1079,6 +1089,40 @@ async fn publish_one(
                 match sns.bus.publish(event) {
                     Ok(answer) => answers.push((sub.clone(), payload, answer)),
                     Err(_) => dead_letter(sns, sub, payload, "no SQS service"),
+                }
+            }
+            "lambda" => {
+                // Lambda gets the envelope as an `aws:sns` event record, with
+                // Lambda's spelling of the URL keys.
+                let envelope = signer.envelope(topic, sub, &id, &text, &m);
+                let mut sns_doc: Map<String, Value> =
+                    serde_json::from_str(&envelope).unwrap_or_default();
+                for (from, to) in [
+                    ("SigningCertURL", "SigningCertUrl"),
+                    ("UnsubscribeURL", "UnsubscribeUrl"),
+                ] {
+                    if let Some(v) = sns_doc.remove(from) {
+                        sns_doc.insert(to.into(), v);
+                    }
+                }
+                sns_doc.entry("Subject").or_insert(Value::Null);
+                sns_doc
+                    .entry("MessageAttributes")
+                    .or_insert_with(|| json!({}));
+                let payload = json!({"Records": [{
+                    "EventSource": "aws:sns",
+                    "EventVersion": "1.0",
+                    "EventSubscriptionArn": sub.arn,
+                    "Sns": sns_doc,
+                }]});
+                let event = Event {
+                    source: "sns".into(),
+                    target_arn: sub.endpoint.clone(),
+                    payload: payload.clone(),
+                };
+                match sns.bus.publish(event) {
+                    Ok(answer) => answers.push((sub.clone(), payload, answer)),
+                    Err(_) => dead_letter(sns, sub, payload, "no Lambda service"),
                 }
             }
             "http" | "https" => {
