@@ -1066,6 +1066,8 @@ fn describe_exit(s: std::process::ExitStatus) -> String {
 async fn serve_runtime_api(listener: tokio::net::TcpListener, api: Arc<Api>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            // Out of descriptors, say: wait instead of spinning.
+            tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         let _ = stream.set_nodelay(true);

@@ -230,6 +230,7 @@ pub fn enqueue(
         attempts: 0,
         queued_ms: now,
         due_ms: now,
+        leased: false,
     };
     l.store.transact(|t| {
         t.put(state::ASYNC, &seq.to_be_bytes(), &enc(&job)?)?;
@@ -292,7 +293,34 @@ fn accept_event(l: &Lambda, event: &Event) -> AwsResult<()> {
     )
 }
 
+/// Attempts a previous process left running are due again at once.
+fn release_leases(l: &Lambda) -> AwsResult<()> {
+    let now = l.clock.now_millis();
+    let rows = l
+        .store
+        .read(|r| state::scan_prefix(r, state::ASYNC, &[], None, usize::MAX))?;
+    for (k, v) in rows {
+        let mut job: AsyncInvocation = dec(&v)?;
+        if !job.leased {
+            continue;
+        }
+        let old_due = job.due_ms;
+        job.leased = false;
+        job.due_ms = now;
+        let seq = u64::from_be_bytes(k.as_slice().try_into().unwrap_or([0; 8]));
+        l.store.transact(|t| {
+            t.delete(state::DUE, &due_key(old_due, seq))?;
+            t.put(state::ASYNC, &k, &enc(&job)?)?;
+            t.put(state::DUE, &due_key(now, seq), &[])
+        })?;
+    }
+    Ok(())
+}
+
 async fn run_queue(l: Arc<Lambda>) {
+    if let Err(e) = release_leases(&l) {
+        tracing::warn!("lambda async queue: {}", e.message);
+    }
     let permits = Arc::new(tokio::sync::Semaphore::new(ASYNC_WORKERS));
     loop {
         let now = l.clock.now_millis();
@@ -323,6 +351,7 @@ async fn run_queue(l: Arc<Lambda>) {
                 };
                 let mut job: AsyncInvocation = dec(&b)?;
                 job.due_ms = now + LEASE_MS;
+                job.leased = true;
                 t.put(state::ASYNC, &seq.to_be_bytes(), &enc(&job)?)?;
                 t.put(state::DUE, &due_key(job.due_ms, seq), &[])?;
                 Ok(Some(job))
@@ -415,6 +444,7 @@ fn reschedule(l: &Lambda, seq: u64, job: &AsyncInvocation, due_ms: i64) -> AwsRe
     let mut job = job.clone();
     let old_due = job.due_ms;
     job.due_ms = due_ms;
+    job.leased = false;
     l.store.transact(|t| {
         t.delete(state::DUE, &due_key(old_due, seq))?;
         t.put(state::ASYNC, &seq.to_be_bytes(), &enc(&job)?)?;

@@ -88,6 +88,9 @@ pub struct AsyncInvocation {
     /// When it was queued (ms), for MaximumEventAgeInSeconds.
     pub queued_ms: i64,
     pub due_ms: i64,
+    /// An attempt is running (the entry is leased); after a restart it is due at once.
+    #[serde(default)]
+    pub leased: bool,
 }
 
 pub fn fn_key(region: &str, name: &str) -> Vec<u8> {
