@@ -34,7 +34,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "target", "release", "virga")
 # An access key Virga does not verify (not in --credentials): the signature is ignored,
 # the credential scope still routes the request to Lambda.
-AUTH = ("AWS4-HMAC-SHA256 Credential=bench/20260101/us-east-1/lambda/aws4_request, "
+AMZ_DATE = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+AUTH = (f"AWS4-HMAC-SHA256 Credential=bench/{AMZ_DATE[:8]}/us-east-1/lambda/aws4_request, "
         "SignedHeaders=host, Signature=" + "0" * 64)
 
 
@@ -57,8 +58,9 @@ class Raw:
         self.c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 
     def call(self, method, path, body=b""):
-        self.c.request(method, path, body=body, headers={"Authorization": AUTH,
-                                                         "Content-Type": "application/json"})
+        self.c.request(method, path, body=body, headers={
+            "Authorization": AUTH, "X-Amz-Date": AMZ_DATE,
+            "Content-Type": "application/json"})
         r = self.c.getresponse()
         return r.status, r.read(), r.getheader("X-Amz-Function-Error")
 

@@ -359,29 +359,6 @@ fn runtime_matches(layer: &Layer, runtime: Option<&str>) -> bool {
     }
 }
 
-fn page<T>(items: Vec<T>, i: &Input, marker_of: impl Fn(&T) -> String) -> (Vec<T>, Option<String>) {
-    let max = i
-        .get("MaxItems")
-        .and_then(Value::as_u64)
-        .unwrap_or(50)
-        .clamp(1, 50) as usize;
-    let start = match s(i, "Marker") {
-        Some(m) => items
-            .iter()
-            .position(|x| marker_of(x) == m)
-            .map_or(items.len(), |p| p),
-        None => 0,
-    };
-    let mut rest: Vec<T> = items.into_iter().skip(start).collect();
-    let next = if rest.len() > max {
-        Some(marker_of(&rest[max]))
-    } else {
-        None
-    };
-    rest.truncate(max);
-    (rest, next)
-}
-
 pub fn list_layers(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
     let prefix = KeyBuf::new().str(region).into_vec();
     let rows = l
@@ -406,23 +383,17 @@ pub fn list_layers(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
             _ => latest.push((name, layer)),
         }
     }
-    let (items, next) = page(latest, i, |(n, _)| n.clone());
-    let layers: Vec<Value> = items
+    let layers: Vec<Map<String, Value>> = latest
         .into_iter()
         .map(|(name, layer)| {
-            json!({
+            crate::obj(json!({
                 "LayerName": name,
                 "LayerArn": layer.info["LayerArn"],
                 "LatestMatchingVersion": layer.info,
-            })
+            }))
         })
         .collect();
-    let mut out = Map::new();
-    out.insert("Layers".into(), Value::Array(layers));
-    if let Some(n) = next {
-        out.insert("NextMarker".into(), json!(n));
-    }
-    Ok(out)
+    Ok(crate::page(layers, "LayerName", "Layers", i, 50))
 }
 
 pub fn list_layer_versions(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
@@ -432,16 +403,8 @@ pub fn list_layer_versions(l: &Lambda, region: &str, i: &Input) -> AwsResult<Out
         .filter(|x| runtime_matches(x, s(i, "CompatibleRuntime")))
         .collect();
     versions.reverse();
-    let (items, next) = page(versions, i, |x| x.info["Version"].to_string());
-    let mut out = Map::new();
-    out.insert(
-        "LayerVersions".into(),
-        Value::Array(items.into_iter().map(|x| Value::Object(x.info)).collect()),
-    );
-    if let Some(n) = next {
-        out.insert("NextMarker".into(), json!(n));
-    }
-    Ok(out)
+    let infos = versions.into_iter().map(|x| x.info).collect();
+    Ok(crate::page(infos, "Version", "LayerVersions", i, 50))
 }
 
 pub fn get_layer_version(l: &Lambda, ctx: &RequestContext, i: &Input) -> AwsResult<Output> {

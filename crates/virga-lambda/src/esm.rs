@@ -279,29 +279,7 @@ pub fn list(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
         }
         all.push(m.config);
     }
-    let max = i
-        .get("MaxItems")
-        .and_then(Value::as_u64)
-        .unwrap_or(100)
-        .clamp(1, 10_000) as usize;
-    if let Some(marker) = s(i, "Marker") {
-        let pos = all
-            .iter()
-            .position(|c| c["UUID"] == marker)
-            .map_or(all.len(), |p| p);
-        all.drain(..pos);
-    }
-    let next = (all.len() > max).then(|| all[max]["UUID"].as_str().unwrap_or("").to_string());
-    all.truncate(max);
-    let mut out = Map::new();
-    out.insert(
-        "EventSourceMappings".into(),
-        Value::Array(all.into_iter().map(Value::Object).collect()),
-    );
-    if let Some(n) = next {
-        out.insert("NextMarker".into(), json!(n));
-    }
-    Ok(out)
+    Ok(crate::page(all, "UUID", "EventSourceMappings", i, 100))
 }
 
 /// Deleting a function deletes its mappings.
@@ -369,6 +347,25 @@ fn start_poller(l: &Lambda, uuid: &str) {
             Err(_) => {}
         }
     });
+}
+
+/// The mapping as stored now, with a context for calls on its behalf and its source
+/// ARN; None once the poller should stop (told to, or the mapping is gone).
+fn current(
+    l: &Lambda,
+    uuid: &str,
+    stop: &watch::Receiver<bool>,
+) -> Option<(Mapping, RequestContext, String)> {
+    if *stop.borrow() {
+        return None;
+    }
+    let m = load(l, uuid).ok()?;
+    let ctx = system_ctx(l, &m.region);
+    let arn = m.config["EventSourceArn"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    Some((m, ctx, arn))
 }
 
 /// Sleeps, or returns true early when the poller is told to stop.
@@ -490,17 +487,9 @@ fn sqs_record(msg: &Value, arn: &str, region: &str) -> Value {
 async fn poll_sqs(l: &Arc<Lambda>, uuid: &str, mut stop: watch::Receiver<bool>) {
     let mut url: Option<String> = None;
     loop {
-        if *stop.borrow() {
-            return;
-        }
-        let Ok(m) = load(l, uuid) else {
+        let Some((m, ctx, arn)) = current(l, uuid, &stop) else {
             return;
         };
-        let ctx = system_ctx(l, &m.region);
-        let arn = m.config["EventSourceArn"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
         let queue = match &url {
             Some(u) => u.clone(),
             None => match queue_url(l, &ctx, &arn).await {
@@ -638,17 +627,9 @@ async fn streams_call(
 async fn poll_stream(l: &Arc<Lambda>, uuid: &str, mut stop: watch::Receiver<bool>) {
     let mut iterators: std::collections::HashMap<String, String> = Default::default();
     loop {
-        if *stop.borrow() {
-            return;
-        }
-        let Ok(m) = load(l, uuid) else {
+        let Some((m, ctx, arn)) = current(l, uuid, &stop) else {
             return;
         };
-        let ctx = system_ctx(l, &m.region);
-        let arn = m.config["EventSourceArn"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
         let shards: Vec<String> =
             match streams_call(l, &ctx, "DescribeStream", json!({"StreamArn": arn})).await {
                 Ok(d) => d["StreamDescription"]["Shards"]

@@ -821,17 +821,13 @@ pub fn delete(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
     Ok(Map::new())
 }
 
-fn page_of(i: &Input, default_max: u64) -> (usize, Option<String>) {
+pub fn list(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
     let max = i
         .get("MaxItems")
         .and_then(Value::as_u64)
-        .unwrap_or(default_max)
+        .unwrap_or(50)
         .clamp(1, 10_000) as usize;
-    (max, s(i, "Marker").map(str::to_string))
-}
-
-pub fn list(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
-    let (max, marker) = page_of(i, 50);
+    let marker = s(i, "Marker").map(str::to_string);
     let all_versions = s(i, "FunctionVersion") == Some("ALL");
     let prefix = KeyBuf::new().str(region).into_vec();
     let after = marker.as_deref().map(|m| state::fn_key(region, m));
@@ -896,8 +892,7 @@ pub fn publish_version(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output>
 
 pub fn list_versions(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
     let name = unqualified(s(i, "FunctionName").unwrap_or(""))?;
-    let (max, marker) = page_of(i, 50);
-    let mut all = l.store.read(|r| {
+    let all = l.store.read(|r| {
         let mut latest = load(r, region, &name)?.config;
         // Listed versions are qualified, `$LATEST` included.
         latest.insert(
@@ -916,24 +911,7 @@ pub fn list_versions(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
         }
         Ok(all)
     })?;
-    if let Some(m) = marker {
-        let pos = all
-            .iter()
-            .position(|c| c["Version"] == m.as_str())
-            .map_or(all.len(), |p| p);
-        all.drain(..pos);
-    }
-    let next = (all.len() > max).then(|| all[max]["Version"].as_str().unwrap_or("").to_string());
-    all.truncate(max);
-    let mut out = Map::new();
-    out.insert(
-        "Versions".into(),
-        Value::Array(all.into_iter().map(Value::Object).collect()),
-    );
-    if let Some(n) = next {
-        out.insert("NextMarker".into(), json!(n));
-    }
-    Ok(out)
+    Ok(crate::page(all, "Version", "Versions", i, 50))
 }
 
 // ---------------------------------------------------------------------------------
@@ -1095,7 +1073,6 @@ pub fn delete_alias(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
 
 pub fn list_aliases(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
     let name = unqualified(s(i, "FunctionName").unwrap_or(""))?;
-    let (max, marker) = page_of(i, 50);
     let mut all = l.store.read(|r| {
         load(r, region, &name)?;
         aliases_of(r, region, &name)
@@ -1103,20 +1080,7 @@ pub fn list_aliases(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
     if let Some(v) = s(i, "FunctionVersion") {
         all.retain(|a| a["FunctionVersion"] == v);
     }
-    if let Some(m) = marker {
-        all.retain(|a| a["Name"].as_str().is_some_and(|n| n >= m.as_str()));
-    }
-    let next = (all.len() > max).then(|| all[max]["Name"].as_str().unwrap_or("").to_string());
-    all.truncate(max);
-    let mut out = Map::new();
-    out.insert(
-        "Aliases".into(),
-        Value::Array(all.into_iter().map(Value::Object).collect()),
-    );
-    if let Some(n) = next {
-        out.insert("NextMarker".into(), json!(n));
-    }
-    Ok(out)
+    Ok(crate::page(all, "Name", "Aliases", i, 50))
 }
 
 // ---------------------------------------------------------------------------------

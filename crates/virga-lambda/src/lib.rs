@@ -274,6 +274,45 @@ impl Lambda {
     }
 }
 
+/// One page of a listing: `MaxItems` items (default `default_max`) starting at the one
+/// whose `key` member the `Marker` names, as `{list_name: [...], "NextMarker": ...}`.
+pub(crate) fn page(
+    mut items: Vec<Map<String, Value>>,
+    key: &str,
+    list_name: &str,
+    i: &Input,
+    default_max: u64,
+) -> Output {
+    let id = |m: &Map<String, Value>| match m.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+        None => String::new(),
+    };
+    let max = i
+        .get("MaxItems")
+        .and_then(Value::as_u64)
+        .unwrap_or(default_max)
+        .clamp(1, 10_000) as usize;
+    if let Some(marker) = s(i, "Marker") {
+        let start = items
+            .iter()
+            .position(|m| id(m) == marker)
+            .unwrap_or(items.len());
+        items.drain(..start);
+    }
+    let next = items.get(max).map(id);
+    items.truncate(max);
+    let mut out = Map::new();
+    out.insert(
+        list_name.into(),
+        Value::Array(items.into_iter().map(Value::Object).collect()),
+    );
+    if let Some(n) = next {
+        out.insert("NextMarker".into(), Value::String(n));
+    }
+    out
+}
+
 /// Lambda reports an unknown runtime as InvalidParameterValueException, not as the
 /// model's enum ValidationException.
 fn runtime_enum_error(e: AwsError) -> AwsError {
