@@ -71,13 +71,14 @@ PY_SOURCE = "def lambda_handler(event, context):\n    return {'echo': event}\n"
 NODE_SOURCE = "exports.handler = async (event) => ({ echo: event });\n"
 
 
-def make_zip(files: Mapping[str, str | bytes]) -> bytes:
-    """A zip archive (deflated) of `files` {path: content}, built in memory."""
+def make_zip(files: Mapping[str, str | bytes], modes: Optional[Mapping[str, int]] = None) -> bytes:
+    """A zip archive (deflated) of `files` {path: content}, built in memory.
+    Files are mode 0644 unless `modes` says otherwise ({"bootstrap": 0o755})."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for path, content in files.items():
             info = zipfile.ZipInfo(path, date_time=(2024, 1, 1, 0, 0, 0))
-            info.external_attr = 0o644 << 16
+            info.external_attr = (modes or {}).get(path, 0o644) << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, content)
     return buf.getvalue()
@@ -286,3 +287,218 @@ def wait_esm_gone(lam, uuid: str, timeout: float = 15.0) -> None:
         assert state == "Deleting", f"a deleted mapping must stay Deleting until gone, got {state}"
         time.sleep(0.2)
     raise AssertionError(f"mapping {uuid} still exists (state {state}) {timeout}s after delete")
+
+
+# ---------------------------------------------------------------------------
+# Running functions (test_lambda_run.py, test_lambda_events.py)
+# ---------------------------------------------------------------------------
+# AWS's log stream names: 2024/01/31/[$LATEST]0123456789abcdef0123456789abcdef
+LOG_STREAM_RE = re.compile(r"^\d{4}/\d\d/\d\d/\[(\$LATEST|\d+)\][0-9a-f]{32}$")
+POLL = 0.1
+
+
+def invoke(lam, name: str, payload=None, *, raw=None, **kwargs):
+    """Invoke; returns (response, Payload parsed as JSON, or None when empty).
+    `raw` sends those bytes instead of json.dumps(payload)."""
+    body = raw if raw is not None else json.dumps(payload if payload is not None else {})
+    resp = lam.invoke(FunctionName=name, Payload=body, **kwargs)
+    data = resp["Payload"].read() if "Payload" in resp else b""
+    return resp, (json.loads(data) if data else None)
+
+
+def request_id(response: Mapping) -> str:
+    """The x-amzn-RequestId of a boto3 response."""
+    return response["ResponseMetadata"]["RequestId"]
+
+
+def wait_for(fetch, timeout: float = 15.0, interval: float = POLL, what: str = "condition"):
+    """Calls fetch() until it returns something truthy and returns that; fails
+    after `timeout` seconds showing the last value."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = fetch()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} not reached within {timeout}s; last value: {last!r}")
+        time.sleep(interval)
+
+
+def log_events(logs, group: str, **kwargs) -> list:
+    """Every event of FilterLogEvents on `group` (all pages); [] while the group
+    does not exist yet."""
+    out, token = [], None
+    while True:
+        args = dict(logGroupName=group, **kwargs)
+        if token:
+            args["nextToken"] = token
+        try:
+            resp = logs.filter_log_events(**args)
+        except ClientError as e:
+            if e.response["Error"]["Code"] == "ResourceNotFoundException":
+                return []
+            raise
+        out += resp["events"]
+        token = resp.get("nextToken")
+        if not token:
+            return out
+
+
+def wait_log_lines(logs, group: str, predicate, timeout: float = 15.0) -> list:
+    """Polls the group's log messages until predicate(messages) holds; returns them."""
+    return wait_for(lambda: (lambda m: m if predicate(m) else None)(
+        [e["message"] for e in log_events(logs, group)]), timeout, what=f"log lines in {group}")
+
+
+def count_lines(messages: Iterable[str], prefix: str) -> int:
+    return sum(1 for m in messages if m.startswith(prefix))
+
+
+def receive_one(sqs, url: str, timeout: float = 15.0, delete: bool = True) -> dict:
+    """Polls `url` until a message arrives (short long-polls); returns it with
+    all its attributes, deleting it unless delete=False."""
+    def fetch():
+        msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=1,
+                                   MessageAttributeNames=["All"], AttributeNames=["All"]
+                                   ).get("Messages", [])
+        return msgs[0] if msgs else None
+    msg = wait_for(fetch, timeout, interval=0, what=f"a message on {url}")
+    if delete:
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=msg["ReceiptHandle"])
+    return msg
+
+
+def queue_depth(sqs, url: str) -> int:
+    """Visible + in-flight + delayed messages of a queue."""
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed"])["Attributes"]
+    return sum(int(v) for v in attrs.values())
+
+
+def queue_arn_of(sqs, url: str) -> str:
+    return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
+def s3_keys(s3, bucket: str, prefix: str = "") -> list:
+    keys, token = [], None
+    while True:
+        args = {"Bucket": bucket, "Prefix": prefix}
+        if token:
+            args["ContinuationToken"] = token
+        resp = s3.list_objects_v2(**args)
+        keys += [o["Key"] for o in resp.get("Contents", [])]
+        token = resp.get("NextContinuationToken")
+        if not token:
+            return keys
+
+
+# A custom runtime in plain bash (no curl, no python: bash's /dev/tcp), looping on
+# the Runtime API: GET .../invocation/next, then POST .../<id>/response with
+# {"handler", "function", "requestId", "event"}. LC_ALL=C makes lengths bytes.
+BASH_BOOTSTRAP = r'''#!/bin/bash
+set -eu
+export LC_ALL=C
+API="$AWS_LAMBDA_RUNTIME_API"
+HOST="${API%:*}"
+PORT="${API##*:}"
+echo "bash runtime starting for $_HANDLER"
+while true; do
+  exec 3<>"/dev/tcp/$HOST/$PORT"
+  printf 'GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n' "$API" >&3
+  REQUEST_ID=""
+  LEN=0
+  IFS= read -r STATUS <&3
+  while IFS= read -r LINE <&3; do
+    LINE="${LINE%$'\r'}"
+    [ -z "$LINE" ] && break
+    VALUE="${LINE#*:}"
+    VALUE="${VALUE# }"
+    case "${LINE,,}" in
+      lambda-runtime-aws-request-id:*) REQUEST_ID="$VALUE" ;;
+      content-length:*) LEN="$VALUE" ;;
+    esac
+  done
+  EVENT=""
+  if [ "$LEN" -gt 0 ]; then IFS= read -r -N "$LEN" EVENT <&3 || true; fi
+  exec 3<&-
+  echo "bash runtime handling $REQUEST_ID"
+  BODY="{\"handler\":\"$_HANDLER\",\"function\":\"$AWS_LAMBDA_FUNCTION_NAME\",\"requestId\":\"$REQUEST_ID\",\"event\":$EVENT}"
+  exec 3<>"/dev/tcp/$HOST/$PORT"
+  printf 'POST /2018-06-01/runtime/invocation/%s/response HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
+    "$REQUEST_ID" "$API" "${#BODY}" "$BODY" >&3
+  cat <&3 >/dev/null
+  exec 3<&-
+done
+'''
+
+
+def provided_zip(bootstrap: str = BASH_BOOTSTRAP) -> bytes:
+    """A provided.al2023 package: an executable `bootstrap` at the root."""
+    return make_zip({"bootstrap": bootstrap}, modes={"bootstrap": 0o755})
+
+
+@pytest.fixture
+def deploy(lam):
+    """Factory like create_function (waits for Active) whose functions are
+    deleted at teardown, so their warm runtime processes stop too."""
+    names = []
+
+    def _deploy(**kwargs):
+        name, resp, zip_bytes = create_function(lam, **kwargs)
+        names.append(name)
+        return name
+    yield _deploy
+    for name in names:
+        with contextlib.suppress(ClientError):
+            lam.delete_function(FunctionName=name)
+
+
+@pytest.fixture
+def logs(endpoint):
+    return make_client(endpoint, "logs")
+
+
+@pytest.fixture
+def ddb(endpoint):
+    return make_client(endpoint, "dynamodb")
+
+
+@pytest.fixture
+def make_table(ddb):
+    """Factory: make_table(stream=None|"NEW_AND_OLD_IMAGES"...) -> (name, stream ARN
+    or None), a PAY_PER_REQUEST table keyed by the string `pk`."""
+    names = []
+
+    def _make(stream: Optional[str] = None):
+        name = unique_name("t")
+        args = dict(TableName=name, BillingMode="PAY_PER_REQUEST",
+                    AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                    KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+        if stream:
+            args["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream}
+        desc = ddb.create_table(**args)["TableDescription"]
+        ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+        names.append(name)
+        return name, desc.get("LatestStreamArn")
+    yield _make
+    for name in names:
+        with contextlib.suppress(ClientError):
+            ddb.delete_table(TableName=name)
+
+
+@pytest.fixture
+def make_mapping(lam):
+    """Factory: make_mapping(**CreateEventSourceMapping kwargs) -> the mapping once
+    Enabled; mappings are deleted at teardown (their pollers stop)."""
+    uuids = []
+
+    def _make(**kwargs):
+        uuid = lam.create_event_source_mapping(**kwargs)["UUID"]
+        uuids.append(uuid)
+        return wait_esm_state(lam, uuid, ["Enabled"])
+    yield _make
+    for uuid in uuids:
+        with contextlib.suppress(ClientError):
+            lam.delete_event_source_mapping(UUID=uuid)

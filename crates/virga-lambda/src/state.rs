@@ -149,8 +149,11 @@ pub fn all_blob_ids(l: &Lambda) -> AwsResult<Vec<String>> {
         for (_, v) in scan_prefix(r, VERSIONS, &[], None, usize::MAX)? {
             ids.push(dec::<Version>(&v)?.code.blob);
         }
-        for (_, v) in scan_prefix(r, LAYERS, &[], None, usize::MAX)? {
-            ids.push(dec::<Layer>(&v)?.code.blob);
+        for (k, v) in scan_prefix(r, LAYERS, &[], None, usize::MAX)? {
+            // Version 0 is the layer's version counter, not a layer version.
+            if !k.ends_with(&0u64.to_be_bytes()) {
+                ids.push(dec::<Layer>(&v)?.code.blob);
+            }
         }
         ids.sort();
         ids.dedup();
