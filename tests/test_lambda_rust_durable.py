@@ -81,10 +81,10 @@ def test_provided_without_bootstrap_fails_the_invoke(lam):
     name = unique_name("noboot")
     lam.create_function(FunctionName=name, Runtime="provided.al2023", Role=ROLE,
                         Handler="bootstrap", Code={"ZipFile": zip_files({"README": b"no bootstrap"})})
-    with pytest.raises(lam.exceptions.ClientError) as e:
-        invoke(lam, name)
-    assert e.value.response["Error"]["Code"] == "InvalidRuntimeException"
-    assert "bootstrap" in e.value.response["Error"]["Message"]
+    r, out = invoke(lam, name)
+    assert r["FunctionError"] == "Unhandled"
+    assert out["errorType"] == "Runtime.InvalidEntrypoint"
+    assert "Couldn't find valid bootstrap(s)" in out["errorMessage"]
 
 
 def test_runtime_this_machine_lacks_is_failed(lam):

@@ -23,6 +23,8 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, oneshot, watch};
 use virga_core::{AwsError, AwsResult, Clock};
 
+/// The error type of a runtime that cannot be started (no or a broken bootstrap).
+const ENTRYPOINT_ERROR: &str = "Runtime.InvalidEntrypoint";
 /// How long a runtime may take to initialise before its first `next` call.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle environments are stopped after this long.
@@ -596,12 +598,20 @@ impl Engine {
                 let spec2 = spec.clone();
                 let runtime_dir = self.runtime_dir.clone();
                 let clock = self.clock.clone();
-                Arc::new(
-                    self.rt
-                        .spawn(async move { start_env(&spec2, &runtime_dir, &clock).await })
-                        .await
-                        .map_err(|e| AwsError::internal(format!("runtime start: {e}")))??,
-                )
+                let started = self
+                    .rt
+                    .spawn(async move { start_env(&spec2, &runtime_dir, &clock).await })
+                    .await
+                    .map_err(|e| AwsError::internal(format!("runtime start: {e}")))?;
+                match started {
+                    Ok(env) => Arc::new(env),
+                    // No bootstrap, or one that cannot be executed: the invocation
+                    // fails as a function error, as on AWS.
+                    Err(e) if e.code == ENTRYPOINT_ERROR => {
+                        return Ok(failure(&req.request_id, ENTRYPOINT_ERROR, &e.message));
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         };
         let (outcome, usable) = self.run(&spec, &env, req).await;
@@ -867,7 +877,7 @@ async fn start_env(spec: &Spec, runtime_dir: &Path, clock: &Arc<Clock>) -> AwsRe
                 None => {
                     return Err(AwsError::new(
                         502,
-                        "InvalidRuntimeException",
+                        ENTRYPOINT_ERROR,
                         format!(
                             "Couldn't find valid bootstrap(s): [{}]",
                             candidates
@@ -968,8 +978,8 @@ async fn start_env(spec: &Spec, runtime_dir: &Path, clock: &Arc<Clock>) -> AwsRe
     let mut child = cmd.spawn().map_err(|e| {
         AwsError::new(
             502,
-            "InvalidRuntimeException",
-            format!("Could not start {}: {e}", program.display()),
+            ENTRYPOINT_ERROR,
+            format!("fork/exec {}: {e}", program.display()),
         )
     })?;
     // The parent's copies of the pipe's write end went with `cmd`; dropping it
