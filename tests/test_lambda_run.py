@@ -6,13 +6,13 @@ handlers, timeouts, crashes), LogType=Tail and CloudWatch Logs, payload limits,
 versions, aliases and weighted routing, reserved concurrency, configuration and
 code updates, layers, a provided.al2023 custom runtime in bash, and the AWS CLI.
 
-AWS's documented behaviour is the spec; nothing here depends on timing except
-that a 1-second Timeout is exceeded by a 3-second sleep."""
+AWS's documented behaviour is the spec. The only timing assumptions: a 3-second
+sleep (or an endless loop) exceeds a 1-second Timeout, and two invokes started
+together overlap while the first sleeps 1.5 seconds."""
 from __future__ import annotations
 
 import base64
 import json
-import os
 import threading
 
 import pytest
@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from test_lambda_util import (  # noqa: F401  (fixtures)
     LOG_STREAM_RE, NODE_RUNTIME, PY_HANDLER, UUID_RE, count_lines, create_function, ddb, deploy,
     function_arn, invoke, lam, lambda_error, lambda_session_client, logs, make_table, make_zip,
-    node_zip, not_found_message, provided_zip, python_zip, request_id, s3_keys, wait_active,
+    node_zip, not_found_message, provided_zip, python_zip, request_id,
     wait_log_lines, wait_updated,
 )
 from virga_testlib import make_client, run_aws, unique_name
@@ -687,10 +687,19 @@ def test_provided_without_bootstrap_fails_the_invoke(lam, deploy):
 # ---------------------------------------------------------------------------
 # AWS CLI
 # ---------------------------------------------------------------------------
+def cli_major_version(endpoint) -> int:
+    out = run_aws(endpoint, "--version")
+    text = (out.stdout + out.stderr).strip()  # "aws-cli/2.15.0 Python/..." (v1 wrote to stderr)
+    return int(text.split("/", 1)[1].split(".", 1)[0])
+
+
 def test_cli_invoke_writes_the_result_file(echo_fn, endpoint, tmp_path):
+    # CLI v2 reads blobs as base64 unless told otherwise; v1 (no such option)
+    # always passes the payload as is.
+    binary_format = (["--cli-binary-format", "raw-in-base64-out"]
+                     if cli_major_version(endpoint) >= 2 else [])
     proc = run_aws(endpoint, "lambda", "invoke", "--function-name", echo_fn,
-                   "--payload", '{"a":1}', "--cli-binary-format", "raw-in-base64-out",
-                   "out.json", cwd=tmp_path)
+                   "--payload", '{"a":1}', *binary_format, "out.json", cwd=tmp_path)
     meta = json.loads(proc.stdout)
     assert meta["StatusCode"] == 200
     assert meta["ExecutedVersion"] == "$LATEST"

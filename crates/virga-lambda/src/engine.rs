@@ -118,6 +118,98 @@ pub fn runtime_command(runtime: &str) -> Result<Launch, String> {
     ))
 }
 
+/// Whether runtimes see their code at `/var/task` and layers at `/opt`, as on AWS:
+/// each runtime gets its own mount namespace with those two bind-mounted (needs root
+/// on Linux; probed once). Otherwise they see the directories where they are.
+#[derive(Clone)]
+struct Sandbox {
+    available: bool,
+    /// Mounted at `/opt` for functions without layers (AWS's is empty).
+    empty_opt: PathBuf,
+}
+
+const TASK_MOUNT: &std::ffi::CStr = c"/var/task";
+const OPT_MOUNT: &std::ffi::CStr = c"/opt";
+
+/// In the forked child, before exec: a private mount namespace with the function's
+/// code at /var/task and its layers at /opt.
+fn isolate(task_root: &std::ffi::CStr, opt: &std::ffi::CStr) -> std::io::Result<()> {
+    let check = |rc: libc::c_int| {
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    };
+    let none = std::ptr::null::<libc::c_char>();
+    // SAFETY: plain system calls on NUL-terminated strings that outlive them.
+    unsafe {
+        check(libc::unshare(libc::CLONE_NEWNS))?;
+        check(libc::mount(
+            none,
+            c"/".as_ptr(),
+            none,
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ))?;
+        for (from, to) in [(task_root, TASK_MOUNT), (opt, OPT_MOUNT)] {
+            check(libc::mount(
+                from.as_ptr(),
+                to.as_ptr(),
+                none,
+                libc::MS_BIND | libc::MS_REC,
+                std::ptr::null(),
+            ))?;
+        }
+        check(libc::chdir(TASK_MOUNT.as_ptr()))
+    }
+}
+
+fn cstring(p: &Path) -> Option<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(p.as_os_str().as_bytes()).ok()
+}
+
+/// Whether paths of Virga's own (the work directory, an interpreter) would be hidden
+/// by the mounts.
+fn under_mounts(p: &Path) -> bool {
+    p.starts_with("/var/task") || p.starts_with("/opt")
+}
+
+impl Sandbox {
+    fn probe(work_dir: &Path) -> Sandbox {
+        let empty_opt = work_dir.join("empty-opt");
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let available = root
+            && !under_mounts(work_dir)
+            && std::fs::create_dir_all(&empty_opt).is_ok()
+            && std::fs::create_dir_all("/var/task").is_ok()
+            && Path::new("/opt").is_dir()
+            && cstring(&empty_opt).is_some_and(|opt| {
+                let task = opt.clone();
+                let mut cmd = std::process::Command::new("/bin/sh");
+                cmd.args(["-c", "test -d /var/task"])
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null());
+                use std::os::unix::process::CommandExt;
+                // SAFETY: isolate only makes system calls.
+                unsafe {
+                    cmd.pre_exec(move || isolate(&task, &opt));
+                }
+                cmd.status().is_ok_and(|s| s.success())
+            });
+        if !available {
+            tracing::info!("lambda: runtimes see their code in Virga's work directory (no mount namespaces: /var/task and /opt are not used)");
+        }
+        Sandbox {
+            available,
+            empty_opt,
+        }
+    }
+}
+
 /// What an environment runs: a function at one version.
 pub struct Spec {
     pub region: String,
@@ -211,7 +303,8 @@ struct Job {
     client_context: Option<String>,
     timeout_ms: u64,
     reply: oneshot::Sender<Reply>,
-    picked: oneshot::Sender<Instant>,
+    /// When the runtime took the job, with the complete lines it wrote before (its init).
+    picked: oneshot::Sender<(Instant, Vec<(i64, String)>)>,
 }
 
 enum Reply {
@@ -222,6 +315,8 @@ enum Reply {
 
 /// The Runtime API side of an environment.
 struct Api {
+    log: Arc<LogPipe>,
+    clock: Arc<Clock>,
     jobs: tokio::sync::Mutex<mpsc::Receiver<Job>>,
     current: Mutex<Option<(String, oneshot::Sender<Reply>)>>,
     init_error: Mutex<Option<(String, Bytes)>>,
@@ -321,6 +416,19 @@ impl LogPipe {
         }
     }
 
+    /// The complete lines written so far (a partial one stays for later), outside any
+    /// invocation's output budget.
+    fn take_complete(&self, now_ms: i64) -> Vec<(i64, String)> {
+        self.read_available(now_ms);
+        self.buf
+            .lock()
+            .map(|mut b| {
+                b.kept = 0;
+                std::mem::take(&mut b.lines)
+            })
+            .unwrap_or_default()
+    }
+
     fn take(&self, now_ms: i64) -> Vec<(i64, String)> {
         self.read_available(now_ms);
         self.buf
@@ -377,6 +485,7 @@ struct Pool {
 pub struct Engine {
     rt: ManuallyDrop<tokio::runtime::Runtime>,
     runtime_dir: PathBuf,
+    sandbox: Sandbox,
     clock: Arc<Clock>,
     logs: Arc<virga_logs::Logs>,
     pools: Mutex<HashMap<String, Arc<Pool>>>,
@@ -433,6 +542,7 @@ impl Engine {
         let engine = Engine {
             rt: ManuallyDrop::new(rt),
             runtime_dir,
+            sandbox: Sandbox::probe(work_dir),
             clock,
             logs,
             pools: Mutex::new(HashMap::new()),
@@ -598,9 +708,10 @@ impl Engine {
                 let spec2 = spec.clone();
                 let runtime_dir = self.runtime_dir.clone();
                 let clock = self.clock.clone();
+                let sandbox = self.sandbox.clone();
                 let started = self
                     .rt
-                    .spawn(async move { start_env(&spec2, &runtime_dir, &clock).await })
+                    .spawn(async move { start_env(&spec2, &runtime_dir, &sandbox, &clock).await })
                     .await
                     .map_err(|e| AwsError::internal(format!("runtime start: {e}")))?;
                 match started {
@@ -650,8 +761,8 @@ impl Engine {
             _ = tokio::time::sleep(INIT_TIMEOUT) => None,
         };
         let init_ms = cold.then(|| env.spawned.elapsed().as_secs_f64() * 1000.0);
-        events.extend(env.log.take(now_ms()));
-        let Some(started) = picked else {
+        let Some((started, init_lines)) = picked else {
+            events.extend(env.log.take(now_ms()));
             kill_group(env.pid);
             let _ = tokio::time::timeout(Duration::from_secs(2), exited(&mut exit)).await;
             events.extend(env.log.take(now_ms()));
@@ -685,6 +796,7 @@ impl Engine {
             let outcome = self.finish(spec, env, &req, events, outcome, 0.0, init_ms);
             return (outcome, false);
         };
+        events.extend(init_lines);
         events.push((
             now_ms(),
             format!("START RequestId: {id} Version: {}", spec.version),
@@ -836,7 +948,12 @@ fn stream_name(clock: &Clock, version: &str) -> String {
 
 /// Starts a runtime process with its Runtime API endpoint, output reader and exit
 /// watcher. Runs on the engine's runtime.
-async fn start_env(spec: &Spec, runtime_dir: &Path, clock: &Arc<Clock>) -> AwsResult<Env> {
+async fn start_env(
+    spec: &Spec,
+    runtime_dir: &Path,
+    sandbox: &Sandbox,
+    clock: &Arc<Clock>,
+) -> AwsResult<Env> {
     let io = |what: &str, e: std::io::Error| AwsError::internal(format!("{what}: {e}"));
     let launch = runtime_command(&spec.runtime).map_err(|reason| {
         AwsError::new(409, "ResourceConflictException", format!("The operation cannot be performed at this time. The function is currently in the following state: Failed ({reason})"))
@@ -849,9 +966,25 @@ async fn start_env(spec: &Spec, runtime_dir: &Path, clock: &Arc<Clock>) -> AwsRe
         .map_err(|e| io("runtime api", e))?
         .port();
     let stream = stream_name(clock, &spec.version);
-    let opt = spec.opt.clone();
-    let opt_s = opt.as_ref().map(|p| p.display().to_string());
-    let task_root = spec.task_root.display().to_string();
+    let interpreter = match &launch {
+        Launch::Python { exe, .. } | Launch::Node { exe } => Some(exe.as_path()),
+        Launch::Provided => None,
+    };
+    let isolated = sandbox.available && !interpreter.is_some_and(under_mounts);
+    // The paths the function sees, and where they are on this machine.
+    let host_opt = match (&spec.opt, isolated) {
+        (Some(o), _) => Some(o.clone()),
+        (None, true) => Some(sandbox.empty_opt.clone()),
+        (None, false) => None,
+    };
+    let (task_root, opt_s) = if isolated {
+        ("/var/task".to_string(), Some("/opt".to_string()))
+    } else {
+        (
+            spec.task_root.display().to_string(),
+            host_opt.as_ref().map(|p| p.display().to_string()),
+        )
+    };
     let mut note = None;
     let (program, args): (PathBuf, Vec<String>) = match &launch {
         Launch::Python { exe, note: n } => {
@@ -869,11 +1002,23 @@ async fn start_env(spec: &Spec, runtime_dir: &Path, clock: &Arc<Clock>) -> AwsRe
             vec![runtime_dir.join("node/bootstrap.mjs").display().to_string()],
         ),
         Launch::Provided => {
-            let candidates: Vec<PathBuf> = std::iter::once(spec.task_root.join("bootstrap"))
-                .chain(opt.iter().map(|o| o.join("bootstrap")))
-                .collect();
-            match candidates.iter().find(|p| p.is_file()) {
-                Some(p) => (p.clone(), Vec::new()),
+            // (on this machine, as the function sees it)
+            let mut candidates = vec![(
+                spec.task_root.join("bootstrap"),
+                format!("{task_root}/bootstrap"),
+            )];
+            if let (Some(h), Some(o)) = (&host_opt, &opt_s) {
+                candidates.push((h.join("bootstrap"), format!("{o}/bootstrap")));
+            }
+            match candidates.iter().find(|(p, _)| p.is_file()) {
+                Some((host, seen)) => (
+                    if isolated {
+                        PathBuf::from(seen)
+                    } else {
+                        host.clone()
+                    },
+                    Vec::new(),
+                ),
                 None => {
                     return Err(AwsError::new(
                         502,
@@ -882,7 +1027,7 @@ async fn start_env(spec: &Spec, runtime_dir: &Path, clock: &Arc<Clock>) -> AwsRe
                             "Couldn't find valid bootstrap(s): [{}]",
                             candidates
                                 .iter()
-                                .map(|p| p.display().to_string())
+                                .map(|(_, seen)| seen.as_str())
                                 .collect::<Vec<_>>()
                                 .join(" ")
                         ),
@@ -966,6 +1111,16 @@ async fn start_env(spec: &Spec, runtime_dir: &Path, clock: &Arc<Clock>) -> AwsRe
         .stderr(writer2)
         .process_group(0)
         .kill_on_drop(true);
+    if isolated {
+        let task = cstring(&spec.task_root);
+        let opt = host_opt.as_deref().and_then(cstring);
+        if let (Some(task), Some(opt)) = (task, opt) {
+            // SAFETY: isolate only makes system calls.
+            unsafe {
+                cmd.pre_exec(move || isolate(&task, &opt));
+            }
+        }
+    }
     // SAFETY: prctl is async-signal-safe; the child dies with Virga instead of
     // lingering as an orphan.
     unsafe {
@@ -1023,6 +1178,8 @@ async fn start_env(spec: &Spec, runtime_dir: &Path, clock: &Arc<Clock>) -> AwsRe
     });
     let (jobs_tx, jobs_rx) = mpsc::channel(1);
     let api = Arc::new(Api {
+        log: log.clone(),
+        clock: clock.clone(),
         jobs: tokio::sync::Mutex::new(jobs_rx),
         current: Mutex::new(None),
         init_error: Mutex::new(None),
@@ -1127,7 +1284,8 @@ async fn runtime_api(api: &Api, req: http::Request<Incoming>) -> ApiResponse {
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0)
             + job.timeout_ms;
-        let _ = job.picked.send(Instant::now());
+        let init_lines = api.log.take_complete(api.clock.now_millis());
+        let _ = job.picked.send((Instant::now(), init_lines));
         if let Ok(mut c) = api.current.lock() {
             *c = Some((job.request_id.clone(), job.reply));
         }

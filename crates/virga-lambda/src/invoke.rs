@@ -143,14 +143,14 @@ pub async fn invoke(l: &Lambda, ctx: &RequestContext, i: &Input) -> AwsResult<Ou
             out.insert("StatusCode".into(), json!(204));
         }
         "Event" => {
-            if payload.len() > crate::ASYNC_PAYLOAD_LIMIT {
+            if payload.len() > crate::EVENT_PAYLOAD_LIMIT {
                 return Err(err(
                     413,
                     "RequestEntityTooLargeException",
                     format!(
                         "{} byte payload is too large for the Event invocation type (limit {} bytes)",
                         payload.len(),
-                        crate::ASYNC_PAYLOAD_LIMIT
+                        crate::EVENT_PAYLOAD_LIMIT
                     ),
                 ));
             }

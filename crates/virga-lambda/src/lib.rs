@@ -43,7 +43,9 @@ pub type Output = Map<String, Value>;
 
 /// Synchronous invocation payload limit (request and response).
 pub const SYNC_PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
-/// Asynchronous invocation payload limit.
+/// Event invocation payload limit (raised from 256 KB to 1 MB in 2025).
+pub const EVENT_PAYLOAD_LIMIT: usize = 1024 * 1024;
+/// The deprecated InvokeAsync operation keeps the old 256 KB limit.
 pub const ASYNC_PAYLOAD_LIMIT: usize = 256 * 1024;
 
 pub struct Lambda {
