@@ -210,3 +210,40 @@ def test_memory_hog_is_reported_out_of_memory(lam):
     # The next invoke gets a fresh process (and runs out again, the same way).
     r, out = invoke(lam, name)
     assert out["errorType"] == "Runtime.OutOfMemory"
+
+
+# ---------------------------------------------------------------------------
+# Paths as on AWS
+# ---------------------------------------------------------------------------
+def test_code_at_var_task_and_layers_at_opt(lam):
+    """Where Virga may give runtimes their own mount namespace (it runs as root on
+    Linux), functions find their code at /var/task and their layers at /opt, as on
+    AWS; elsewhere both are directories of Virga's, named by LAMBDA_TASK_ROOT and
+    $VIRGA_LAMBDA_OPT."""
+    layer = lam.publish_layer_version(
+        LayerName=unique_name("paths"),
+        Content={"ZipFile": zip_files({"python/pathlib_probe.py": b"WHERE = __file__\n",
+                                       "bin/tool": b"#!/bin/sh\necho tool ran\n"},
+                                      modes={"bin/tool": 0o755})})["LayerVersionArn"]
+    name = python_function(lam, (
+        "import os, subprocess, traceback, pathlib_probe\n"
+        "def handler(e, c):\n"
+        "    try:\n"
+        "        raise ValueError('where')\n"
+        "    except ValueError:\n"
+        "        frame = traceback.extract_tb(__import__('sys').exc_info()[2])[0].filename\n"
+        "    return {'root': os.environ['LAMBDA_TASK_ROOT'], 'cwd': os.getcwd(), 'frame': frame,\n"
+        "            'layer_module': pathlib_probe.WHERE,\n"
+        "            'tool': subprocess.run(['tool'], capture_output=True, text=True).stdout.strip()}\n"
+    ), Layers=[layer])
+    _, out = invoke(lam, name)
+    assert out["tool"] == "tool ran"
+    if os.geteuid() == 0:
+        assert out["root"] == "/var/task"
+        assert out["cwd"] == "/var/task"
+        assert out["frame"] == "/var/task/lambda_function.py"
+        assert out["layer_module"] == "/opt/python/pathlib_probe.py"
+    else:
+        assert out["cwd"] == out["root"]
+        assert out["frame"] == os.path.join(out["root"], "lambda_function.py")
+        assert out["layer_module"].endswith("/python/pathlib_probe.py")
