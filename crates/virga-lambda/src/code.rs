@@ -173,11 +173,11 @@ fn unpack_into(l: &Lambda, zips: &[Vec<u8>], dir: &PathBuf) -> AwsResult<()> {
         .join(uuid::Uuid::new_v4().simple().to_string());
     std::fs::create_dir_all(&tmp).map_err(io)?;
     for z in zips {
-        let mut archive = zip::ZipArchive::new(Cursor::new(z))
-            .map_err(|e| AwsError::internal(format!("unzip: {e}")))?;
-        archive
-            .extract(&tmp)
-            .map_err(|e| AwsError::internal(format!("unzip: {e}")))?;
+        let extracted = zip::ZipArchive::new(Cursor::new(z)).and_then(|mut a| a.extract(&tmp));
+        if let Err(e) = extracted {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(AwsError::internal(format!("unzip: {e}")));
+        }
     }
     if let Some(parent) = dir.parent() {
         std::fs::create_dir_all(parent).map_err(io)?;
@@ -192,37 +192,52 @@ fn unpack_into(l: &Lambda, zips: &[Vec<u8>], dir: &PathBuf) -> AwsResult<()> {
     Ok(())
 }
 
-/// The directory holding the function's unpacked code.
-pub fn task_root(l: &Lambda, code: &Code) -> AwsResult<PathBuf> {
-    let dir = l.work_dir.join("code").join(hex_of(&code.sha256));
-    if !dir.is_dir() {
-        unpack_into(l, &[read_blob(l, &code.blob)?], &dir)?;
-    }
-    Ok(dir)
+fn code_dir(l: &Lambda, code: &Code) -> PathBuf {
+    l.work_dir.join("code").join(hex_of(&code.sha256))
 }
 
-/// The directory standing in for `/opt`: the layers unpacked in order, later ones
-/// overwriting earlier ones (as on AWS).
-pub fn opt_dir(l: &Lambda, layers: &[Code]) -> AwsResult<Option<PathBuf>> {
+fn opt_path(l: &Lambda, layers: &[Code]) -> Option<PathBuf> {
     if layers.is_empty() {
-        return Ok(None);
+        return None;
     }
     let mut h = Sha256::new();
     for c in layers {
         h.update(c.sha256.as_bytes());
     }
-    let dir = l
-        .work_dir
-        .join("opt")
-        .join(hex::encode(&h.finalize()[..16]));
-    if !dir.is_dir() {
-        let zips = layers
-            .iter()
-            .map(|c| read_blob(l, &c.blob))
-            .collect::<AwsResult<Vec<_>>>()?;
-        unpack_into(l, &zips, &dir)?;
+    Some(
+        l.work_dir
+            .join("opt")
+            .join(hex::encode(&h.finalize()[..16])),
+    )
+}
+
+/// The function's unpacked code and the directory standing in for `/opt` (its
+/// layers unpacked in order, later ones overwriting earlier ones, as on AWS), if both
+/// are unpacked already.
+pub fn unpacked(l: &Lambda, code: &Code, layers: &[Code]) -> Option<(PathBuf, Option<PathBuf>)> {
+    let root = code_dir(l, code);
+    let opt = opt_path(l, layers);
+    (root.is_dir() && opt.as_ref().is_none_or(|o| o.is_dir())).then_some((root, opt))
+}
+
+/// Like [`unpacked`], unpacking what is not yet (slow for big packages: call it off
+/// the async threads).
+pub fn unpack(l: &Lambda, code: &Code, layers: &[Code]) -> AwsResult<(PathBuf, Option<PathBuf>)> {
+    let root = code_dir(l, code);
+    if !root.is_dir() {
+        unpack_into(l, &[read_blob(l, &code.blob)?], &root)?;
     }
-    Ok(Some(dir))
+    let opt = opt_path(l, layers);
+    if let Some(dir) = &opt {
+        if !dir.is_dir() {
+            let zips = layers
+                .iter()
+                .map(|c| read_blob(l, &c.blob))
+                .collect::<AwsResult<Vec<_>>>()?;
+            unpack_into(l, &zips, dir)?;
+        }
+    }
+    Ok((root, opt))
 }
 
 // ---------------------------------------------------------------------------------
@@ -353,8 +368,10 @@ fn layer_versions(l: &Lambda, region: &str, name: &str) -> AwsResult<Vec<Layer>>
 fn runtime_matches(layer: &Layer, runtime: Option<&str>) -> bool {
     match runtime {
         None => true,
-        Some(rt) => layer.info["CompatibleRuntimes"]
-            .as_array()
+        Some(rt) => layer
+            .info
+            .get("CompatibleRuntimes")
+            .and_then(Value::as_array)
             .is_some_and(|a| a.iter().any(|x| x == rt)),
     }
 }

@@ -33,6 +33,10 @@ const IDLE_TTL: Duration = Duration::from_secs(600);
 const MAX_LINE: usize = 256 * 1024 - 26;
 /// Output kept per invocation; more is counted and dropped.
 const MAX_OUTPUT: usize = 8 * 1024 * 1024;
+/// Reads of 64 KiB that collecting an invocation's output may make (what the runtime
+/// wrote before answering is in the pipe already; this bounds a child process that
+/// keeps writing).
+const TAKE_CHUNKS: usize = 256;
 /// LogType=Tail returns this much of the end of the log.
 const TAIL_BYTES: usize = 4096;
 
@@ -374,14 +378,26 @@ impl LogBuf {
     }
 }
 
+/// What a read of the output pipe found.
+#[derive(PartialEq)]
+enum Drain {
+    /// The runtime closed its output.
+    Eof,
+    /// Everything written so far was read.
+    Empty,
+    /// More is waiting (reads stop after a bound so a chatty runtime cannot hold the
+    /// thread).
+    More,
+}
+
 impl LogPipe {
-    /// Reads whatever the pipe holds now; returns true at end of file.
-    fn read_available(&self, now_ms: i64) -> bool {
+    /// Reads what the pipe holds now, up to `max_chunks` reads of 64 KiB.
+    fn read_available(&self, now_ms: i64, max_chunks: usize) -> Drain {
         let Ok(mut b) = self.buf.lock() else {
-            return true;
+            return Drain::Eof;
         };
         let mut chunk = [0u8; 65536];
-        loop {
+        for _ in 0..max_chunks {
             // SAFETY: reading into a local buffer from a file descriptor we own.
             let n = unsafe {
                 libc::read(
@@ -391,12 +407,15 @@ impl LogPipe {
                 )
             };
             if n == 0 {
-                return true;
+                return Drain::Eof;
             }
             if n < 0 {
                 let e = std::io::Error::last_os_error();
-                return e.kind() != std::io::ErrorKind::WouldBlock
-                    && e.kind() != std::io::ErrorKind::Interrupted;
+                return match e.kind() {
+                    std::io::ErrorKind::WouldBlock => Drain::Empty,
+                    std::io::ErrorKind::Interrupted => Drain::More,
+                    _ => Drain::Eof,
+                };
             }
             let data = &chunk[..n as usize];
             let mut start = 0;
@@ -414,12 +433,13 @@ impl LogPipe {
                 b.push_line(now_ms, line);
             }
         }
+        Drain::More
     }
 
     /// The complete lines written so far (a partial one stays for later), outside any
     /// invocation's output budget.
     fn take_complete(&self, now_ms: i64) -> Vec<(i64, String)> {
-        self.read_available(now_ms);
+        self.read_available(now_ms, TAKE_CHUNKS);
         self.buf
             .lock()
             .map(|mut b| {
@@ -430,7 +450,7 @@ impl LogPipe {
     }
 
     fn take(&self, now_ms: i64) -> Vec<(i64, String)> {
-        self.read_available(now_ms);
+        self.read_available(now_ms, TAKE_CHUNKS);
         self.buf
             .lock()
             .map(|mut b| b.take(now_ms))
@@ -453,7 +473,10 @@ struct Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        kill_group(self.pid);
+        // A reaped process's id may already belong to another runtime's group.
+        if self.exit.borrow().is_none() {
+            kill_group(self.pid);
+        }
         self.server.abort();
     }
 }
@@ -480,6 +503,16 @@ struct Pool {
     revision: String,
     idle: Mutex<Vec<(Arc<Env>, Instant)>>,
     retired: AtomicBool,
+}
+
+impl Pool {
+    /// Stops the idle environments; busy ones stop when their invocation ends.
+    fn retire(&self) {
+        self.retired.store(true, Ordering::SeqCst);
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.clear();
+        }
+    }
 }
 
 pub struct Engine {
@@ -599,10 +632,7 @@ impl Engine {
             Err(_) => Vec::new(),
         };
         for p in removed {
-            p.retired.store(true, Ordering::SeqCst);
-            if let Ok(mut idle) = p.idle.lock() {
-                idle.clear();
-            }
+            p.retire();
         }
     }
 
@@ -613,10 +643,7 @@ impl Engine {
             .map(|mut p| p.drain().map(|(_, v)| v).collect())
             .unwrap_or_default();
         for p in all {
-            p.retired.store(true, Ordering::SeqCst);
-            if let Ok(mut idle) = p.idle.lock() {
-                idle.clear();
-            }
+            p.retire();
         }
     }
 
@@ -674,10 +701,7 @@ impl Engine {
             if p.revision == spec.revision {
                 return p.clone();
             }
-            p.retired.store(true, Ordering::SeqCst);
-            if let Ok(mut idle) = p.idle.lock() {
-                idle.clear();
-            }
+            p.retire();
         }
         let p = Arc::new(Pool {
             revision: spec.revision.clone(),
@@ -694,7 +718,7 @@ impl Engine {
     pub async fn invoke(&self, spec: Arc<Spec>, req: Request) -> AwsResult<Outcome> {
         let _slot = self.slot(&spec, req.limit)?;
         let pool = self.pool(&spec);
-        let warm = loop {
+        let mut warm = loop {
             let e = pool.idle.lock().ok().and_then(|mut i| i.pop());
             match e {
                 Some((env, _)) if env.exit.borrow().is_none() => break Some(env),
@@ -702,39 +726,61 @@ impl Engine {
                 None => break None,
             }
         };
-        let env = match warm {
-            Some(e) => e,
-            None => {
-                let spec2 = spec.clone();
-                let runtime_dir = self.runtime_dir.clone();
-                let clock = self.clock.clone();
-                let sandbox = self.sandbox.clone();
-                let started = self
-                    .rt
-                    .spawn(async move { start_env(&spec2, &runtime_dir, &sandbox, &clock).await })
-                    .await
-                    .map_err(|e| AwsError::internal(format!("runtime start: {e}")))?;
-                match started {
-                    Ok(env) => Arc::new(env),
-                    // No bootstrap, or one that cannot be executed: the invocation
-                    // fails as a function error, as on AWS.
-                    Err(e) if e.code == ENTRYPOINT_ERROR => {
-                        return Ok(failure(&req.request_id, ENTRYPOINT_ERROR, &e.message));
+        loop {
+            let env = match warm.take() {
+                Some(e) => e,
+                None => match self.start(&spec, &req.request_id).await? {
+                    Ok(env) => env,
+                    Err(outcome) => return Ok(outcome),
+                },
+            };
+            let was_warm = env.initialized.load(Ordering::SeqCst);
+            match self.run(&spec, &env, &req).await {
+                // A warm environment that died while idle (a runtime exits after
+                // reporting an uncaught error): the invocation runs on a fresh one.
+                None if was_warm => continue,
+                None => return Err(AwsError::internal("runtime did not start")),
+                Some((outcome, usable)) => {
+                    if usable && !pool.retired.load(Ordering::SeqCst) {
+                        if let Ok(mut idle) = pool.idle.lock() {
+                            idle.push((env, Instant::now()));
+                        }
                     }
-                    Err(e) => return Err(e),
+                    return Ok(outcome);
                 }
             }
-        };
-        let (outcome, usable) = self.run(&spec, &env, req).await;
-        if usable && !pool.retired.load(Ordering::SeqCst) {
-            if let Ok(mut idle) = pool.idle.lock() {
-                idle.push((env, Instant::now()));
-            }
         }
-        Ok(outcome)
     }
 
-    async fn run(&self, spec: &Spec, env: &Arc<Env>, req: Request) -> (Outcome, bool) {
+    /// Starts a new environment; Err(outcome) when the runtime cannot be started
+    /// (no bootstrap, or one that cannot be executed): the invocation then fails as a
+    /// function error, as on AWS.
+    async fn start(
+        &self,
+        spec: &Arc<Spec>,
+        request_id: &str,
+    ) -> AwsResult<Result<Arc<Env>, Outcome>> {
+        let spec = spec.clone();
+        let runtime_dir = self.runtime_dir.clone();
+        let clock = self.clock.clone();
+        let sandbox = self.sandbox.clone();
+        let started = self
+            .rt
+            .spawn(async move { start_env(&spec, &runtime_dir, &sandbox, &clock).await })
+            .await
+            .map_err(|e| AwsError::internal(format!("runtime start: {e}")))?;
+        match started {
+            Ok(env) => Ok(Ok(Arc::new(env))),
+            Err(e) if e.code == ENTRYPOINT_ERROR => {
+                Ok(Err(failure(request_id, ENTRYPOINT_ERROR, &e.message)))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs one invocation on `env`: (how it ended, whether the environment can be
+    /// reused), or None when a warm environment had died before taking the job.
+    async fn run(&self, spec: &Spec, env: &Arc<Env>, req: &Request) -> Option<(Outcome, bool)> {
         let (reply_tx, mut reply_rx) = oneshot::channel();
         let (picked_tx, picked_rx) = oneshot::channel();
         let cold = !env.initialized.swap(true, Ordering::SeqCst);
@@ -752,16 +798,23 @@ impl Engine {
         let mut events: Vec<(i64, String)> = Vec::new();
         let now_ms = || self.clock.now_millis();
         if env.jobs.send(job).await.is_err() {
-            return (failure(&id, "Runtime.ExitError", "Runtime exited"), false);
+            if !cold {
+                return None;
+            }
+            return Some((failure(&id, "Runtime.ExitError", "Runtime exited"), false));
         }
         // A cold start: wait for the runtime's first `next` (its init).
         let picked = tokio::select! {
+            biased;
             p = picked_rx => p.ok(),
             _ = exited(&mut exit) => None,
             _ = tokio::time::sleep(INIT_TIMEOUT) => None,
         };
         let init_ms = cold.then(|| env.spawned.elapsed().as_secs_f64() * 1000.0);
         let Some((started, init_lines)) = picked else {
+            if !cold && exit.borrow().is_some() {
+                return None;
+            }
             events.extend(env.log.take(now_ms()));
             kill_group(env.pid);
             let _ = tokio::time::timeout(Duration::from_secs(2), exited(&mut exit)).await;
@@ -793,8 +846,8 @@ impl Engine {
             if let Some(m) = outcome_line(&outcome) {
                 events.push((now_ms(), m));
             }
-            let outcome = self.finish(spec, env, &req, events, outcome, 0.0, init_ms);
-            return (outcome, false);
+            let outcome = self.finish(spec, env, req, events, outcome, 0.0, init_ms);
+            return Some((outcome, false));
         };
         events.extend(init_lines);
         events.push((
@@ -805,13 +858,15 @@ impl Engine {
         let mut memory_check = tokio::time::interval(Duration::from_millis(100));
         let (outcome, usable) = loop {
             tokio::select! {
+                // A reply that is in wins over a deadline that passed meanwhile.
+                biased;
                 r = &mut reply_rx => {
                     break match r {
                         Ok(Reply::Response(b)) => (Outcome { payload: b, error: None, log_tail: None }, true),
                         Ok(Reply::Error(kind, b)) => (Outcome { payload: b, error: Some(kind), log_tail: None }, true),
                         Ok(Reply::TooLarge) => (Outcome {
                             payload: Bytes::from(json!({
-                                "errorMessage": format!("Response payload size exceeded maximum allowed payload size ({} bytes).", crate::SYNC_PAYLOAD_LIMIT),
+                                "errorMessage": format!("Response payload size exceeded maximum allowed payload size ({} bytes).", crate::SYNC_PAYLOAD_LIMIT + 100),
                                 "errorType": "Function.ResponseSizeTooLarge",
                             }).to_string()),
                             error: Some("Function.ResponseSizeTooLarge".into()),
@@ -848,8 +903,8 @@ impl Engine {
                 events.push((now_ms(), m));
             }
         }
-        let outcome = self.finish(spec, env, &req, events, outcome, duration, init_ms);
-        (outcome, usable)
+        let outcome = self.finish(spec, env, req, events, outcome, duration, init_ms);
+        Some((outcome, usable))
     }
 
     /// Appends END and REPORT, writes the log, fills in the tail.
@@ -970,7 +1025,10 @@ async fn start_env(
         Launch::Python { exe, .. } | Launch::Node { exe } => Some(exe.as_path()),
         Launch::Provided => None,
     };
-    let isolated = sandbox.available && !interpreter.is_some_and(under_mounts);
+    let isolated = sandbox.available
+        && !interpreter.is_some_and(|p| {
+            under_mounts(p) || std::fs::canonicalize(p).is_ok_and(|c| under_mounts(&c))
+        });
     // The paths the function sees, and where they are on this machine.
     let host_opt = match (&spec.opt, isolated) {
         (Some(o), _) => Some(o.clone()),
@@ -1160,10 +1218,14 @@ async fn start_env(
                 let Ok(mut guard) = log.fd.readable().await else {
                     break;
                 };
-                let eof = log.read_available(clock.now_millis());
-                guard.clear_ready();
-                if eof {
-                    break;
+                match log.read_available(clock.now_millis(), 16) {
+                    Drain::Eof => break,
+                    Drain::Empty => guard.clear_ready(),
+                    // Still readable: let the thread's other tasks run first.
+                    Drain::More => {
+                        drop(guard);
+                        tokio::task::yield_now().await;
+                    }
                 }
             }
         });

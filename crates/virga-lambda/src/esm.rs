@@ -9,6 +9,7 @@ use crate::state::{self, dec, enc, Mapping};
 use crate::{invalid, not_found, s, Input, Lambda, Output};
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -123,6 +124,7 @@ pub async fn create(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
     let source = source_of(&arn)?;
     let function_arn = function_target(l, region, s(i, "FunctionName").unwrap_or(""))?;
     let ctx = system_ctx(l, region);
+    let mut iterators = HashMap::new();
     match source {
         Source::Sqs => {
             queue_url(l, &ctx, &arn).await.map_err(|e| {
@@ -136,15 +138,21 @@ pub async fn create(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
             if s(i, "StartingPosition").is_none() {
                 return Err(invalid("1 validation error detected: Value null at 'startingPosition' failed to satisfy constraint: Member must not be null"));
             }
-            l.directory
-                .call_json(
-                    "dynamodb",
-                    "DynamoDBStreams_20120810.DescribeStream",
-                    ctx.clone(),
-                    &json!({"StreamArn": arn}),
-                )
+            let shards = stream_shards(l, &ctx, &arn)
                 .await
                 .map_err(|e| invalid(format!("Stream not found: {arn} ({})", e.message)))?;
+            if s(i, "StartingPosition") == Some("LATEST") {
+                // LATEST is where the stream is now, not when the poller first looks.
+                for shard in shards {
+                    let req =
+                        json!({"StreamArn": arn, "ShardId": shard, "ShardIteratorType": "LATEST"});
+                    if let Ok(o) = streams_call(l, &ctx, "GetShardIterator", req).await {
+                        if let Some(it) = o["ShardIterator"].as_str() {
+                            iterators.insert(shard, it.to_string());
+                        }
+                    }
+                }
+            }
         }
     }
     let uuid = uuid::Uuid::new_v4().to_string();
@@ -197,7 +205,7 @@ pub async fn create(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
     };
     save(l, &uuid, &m)?;
     if enabled {
-        start_poller(l, &uuid);
+        start_poller(l, &uuid, iterators);
     }
     c.insert("State".into(), json!("Creating"));
     Ok(c)
@@ -230,9 +238,15 @@ pub fn update(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
     m.config
         .insert("LastModified".into(), json!(l.clock.now_secs_f64()));
     save(l, &uuid, &m)?;
-    stop_poller(l, &uuid);
+    // A running poller re-reads the mapping every round, so it only needs starting
+    // or stopping (two pollers of one mapping would process its records twice).
     if m.config["State"] == "Enabled" {
-        start_poller(l, &uuid);
+        let running = l.pollers.lock().is_ok_and(|p| p.contains_key(&uuid));
+        if !running {
+            start_poller(l, &uuid, Default::default());
+        }
+    } else {
+        stop_poller(l, &uuid);
     }
     let mut out = m.config;
     out.insert("State".into(), json!("Updating"));
@@ -315,7 +329,7 @@ pub fn start_all(l: &Lambda) {
     for (k, v) in rows {
         if let Ok(m) = dec::<Mapping>(&v) {
             if m.config["State"] == "Enabled" {
-                start_poller(l, &String::from_utf8_lossy(&k));
+                start_poller(l, &String::from_utf8_lossy(&k), Default::default());
             }
         }
     }
@@ -327,7 +341,9 @@ fn stop_poller(l: &Lambda, uuid: &str) {
     }
 }
 
-fn start_poller(l: &Lambda, uuid: &str) {
+/// Starts a mapping's poller; `iterators` are stream positions taken when the
+/// mapping was created (LATEST means records written after CreateEventSourceMapping).
+fn start_poller(l: &Lambda, uuid: &str, iterators: HashMap<String, String>) {
     let Some(me) = l.arc() else {
         return;
     };
@@ -343,7 +359,7 @@ fn start_poller(l: &Lambda, uuid: &str) {
         };
         match source {
             Ok(Source::Sqs) => poll_sqs(&me, &uuid, rx).await,
-            Ok(Source::DynamoDb) => poll_stream(&me, &uuid, rx).await,
+            Ok(Source::DynamoDb) => poll_stream(&me, &uuid, rx, iterators).await,
             Err(_) => {}
         }
     });
@@ -509,14 +525,13 @@ async fn poll_sqs(l: &Arc<Lambda>, uuid: &str, mut stop: watch::Receiver<bool>) 
         let window = m.config["MaximumBatchingWindowInSeconds"]
             .as_u64()
             .unwrap_or(0);
-        let started = tokio::time::Instant::now();
+        // The batching window runs from the first message of the batch.
+        let mut first: Option<tokio::time::Instant> = None;
         let mut messages: Vec<Value> = Vec::new();
         loop {
-            let elapsed = started.elapsed().as_secs();
-            let wait = if messages.is_empty() {
-                20
-            } else {
-                window.saturating_sub(elapsed).min(20)
+            let wait = match first {
+                None => 20,
+                Some(t) => window.saturating_sub(t.elapsed().as_secs()).min(20),
             };
             let req = json!({
                 "QueueUrl": queue,
@@ -532,20 +547,14 @@ async fn poll_sqs(l: &Arc<Lambda>, uuid: &str, mut stop: watch::Receiver<bool>) 
             };
             match got {
                 Ok(out) => {
-                    let n = out["Messages"].as_array().map_or(0, |a| a.len());
                     if let Some(a) = out["Messages"].as_array() {
                         messages.extend(a.iter().cloned());
-                    }
-                    if messages.len() >= batch
-                        || window == 0
-                        || n == 0 && !messages.is_empty() && started.elapsed().as_secs() >= window
-                    {
-                        break;
                     }
                     if messages.is_empty() {
                         continue;
                     }
-                    if started.elapsed().as_secs() >= window {
+                    let since = *first.get_or_insert_with(tokio::time::Instant::now);
+                    if messages.len() >= batch || since.elapsed().as_secs() >= window {
                         break;
                     }
                 }
@@ -624,24 +633,29 @@ async fn streams_call(
         .await
 }
 
-async fn poll_stream(l: &Arc<Lambda>, uuid: &str, mut stop: watch::Receiver<bool>) {
-    let mut iterators: std::collections::HashMap<String, String> = Default::default();
+async fn stream_shards(l: &Lambda, ctx: &RequestContext, arn: &str) -> AwsResult<Vec<String>> {
+    let d = streams_call(l, ctx, "DescribeStream", json!({"StreamArn": arn})).await?;
+    Ok(d["StreamDescription"]["Shards"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s["ShardId"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+async fn poll_stream(
+    l: &Arc<Lambda>,
+    uuid: &str,
+    mut stop: watch::Receiver<bool>,
+    mut iterators: HashMap<String, String>,
+) {
     loop {
         let Some((m, ctx, arn)) = current(l, uuid, &stop) else {
             return;
         };
-        let shards: Vec<String> =
-            match streams_call(l, &ctx, "DescribeStream", json!({"StreamArn": arn})).await {
-                Ok(d) => d["StreamDescription"]["Shards"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|s| s["ShardId"].as_str().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                Err(_) => Vec::new(),
-            };
+        let shards = stream_shards(l, &ctx, &arn).await.unwrap_or_default();
         let mut any = false;
         for shard in shards {
             let it = match iterators.get(&shard) {
@@ -722,6 +736,9 @@ async fn process_stream_batch(
     while let Some(batch) = pending.pop() {
         let mut attempts: i64 = 0;
         loop {
+            if *stop.borrow() {
+                return false;
+            }
             let Ok(m) = load(l, uuid) else {
                 return false;
             };
@@ -795,6 +812,11 @@ fn checkpoint(l: &Lambda, uuid: &str, shard: &str, seq: Option<&String>, result:
             return Ok(());
         };
         let mut m: Mapping = dec(&b)?;
+        // Positions only move forward (sequence numbers are decimal strings).
+        let newer = |old: &String| (old.len(), old.as_str()) < (seq.len(), seq.as_str());
+        if !m.positions.get(shard).is_none_or(newer) {
+            return Ok(());
+        }
         m.positions.insert(shard.to_string(), seq.clone());
         m.config
             .insert("LastProcessingResult".into(), json!(result));

@@ -70,14 +70,25 @@ pub async fn run(
     log_tail: bool,
 ) -> AwsResult<Outcome> {
     check_runnable(r)?;
-    let task_root = code::task_root(l, &r.code)?;
     let mut layers = Vec::new();
     if let Some(ls) = r.config.get("Layers").and_then(Value::as_array) {
         for x in ls {
             layers.push(code::load_layer(l, x["Arn"].as_str().unwrap_or(""))?.code);
         }
     }
-    let opt = code::opt_dir(l, &layers)?;
+    let (task_root, opt) = match code::unpacked(l, &r.code, &layers) {
+        Some(paths) => paths,
+        None => {
+            // Unzipping up to 250 MB must not stall the thread's other requests.
+            let me = l
+                .arc()
+                .ok_or_else(|| AwsError::internal("lambda service gone"))?;
+            let code = r.code.clone();
+            tokio::task::spawn_blocking(move || code::unpack(&me, &code, &layers))
+                .await
+                .map_err(|e| AwsError::internal(format!("unpack: {e}")))??
+        }
+    };
     let credentials = l
         .credentials
         .lock()
@@ -322,6 +333,9 @@ async fn run_queue(l: Arc<Lambda>) {
         tracing::warn!("lambda async queue: {}", e.message);
     }
     let permits = Arc::new(tokio::sync::Semaphore::new(ASYNC_WORKERS));
+    // Attempts running now: their lease is on Virga's clock, which tests can move
+    // past it, so the lease alone must not start a second attempt.
+    let running: Arc<std::sync::Mutex<std::collections::HashSet<u64>>> = Default::default();
     loop {
         let now = l.clock.now_millis();
         let end = due_key(now + 1, 0);
@@ -343,6 +357,10 @@ async fn run_queue(l: Arc<Lambda>) {
                 break;
             };
             let seq = u64::from_be_bytes(k[k.len() - 8..].try_into().unwrap_or([0; 8]));
+            if running.lock().is_ok_and(|r| r.contains(&seq)) {
+                drop(permit);
+                continue;
+            }
             // Lease the entry: due again later if this attempt never finishes.
             let job = l.store.transact(|t| {
                 t.delete(state::DUE, &k)?;
@@ -360,9 +378,16 @@ async fn run_queue(l: Arc<Lambda>) {
                 continue;
             };
             started += 1;
+            if let Ok(mut r) = running.lock() {
+                r.insert(seq);
+            }
             let l2 = l.clone();
+            let running = running.clone();
             tokio::spawn(async move {
                 attempt(&l2, seq, job).await;
+                if let Ok(mut r) = running.lock() {
+                    r.remove(&seq);
+                }
                 drop(permit);
                 l2.async_wake.notify_one();
             });
@@ -446,6 +471,10 @@ fn reschedule(l: &Lambda, seq: u64, job: &AsyncInvocation, due_ms: i64) -> AwsRe
     job.due_ms = due_ms;
     job.leased = false;
     l.store.transact(|t| {
+        // Gone (a reset): nothing to retry.
+        if t.get(state::ASYNC, &seq.to_be_bytes())?.is_none() {
+            return Ok(());
+        }
         t.delete(state::DUE, &due_key(old_due, seq))?;
         t.put(state::ASYNC, &seq.to_be_bytes(), &enc(&job)?)?;
         t.put(state::DUE, &due_key(due_ms, seq), &[])

@@ -176,10 +176,10 @@ impl Lambda {
             let op = routed.operation.to_string();
             ctx.set_operation(&op);
             // CreateFunction carries a zip of up to 50 MB as base64 (70 MB of JSON).
-            let limit = match op.as_str() {
-                "Invoke" => SYNC_PAYLOAD_LIMIT,
-                "InvokeAsync" => ASYNC_PAYLOAD_LIMIT,
-                _ => 70_167_211,
+            let (limit, api_name) = match op.as_str() {
+                "Invoke" => (SYNC_PAYLOAD_LIMIT, "InvokeFunction"),
+                "InvokeAsync" => (ASYNC_PAYLOAD_LIMIT, "InvokeAsync"),
+                other => (70_167_211, other),
             };
             let bytes = http_body_util::Limited::new(body, limit)
                 .collect()
@@ -189,7 +189,7 @@ impl Lambda {
                         413,
                         "RequestEntityTooLargeException",
                         format!(
-                            "Request must be smaller than {limit} bytes for the {op} operation"
+                            "Request must be smaller than {limit} bytes for the {api_name} operation"
                         ),
                     )
                 })?
