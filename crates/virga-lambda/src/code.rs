@@ -192,6 +192,14 @@ fn unpack_into(l: &Lambda, zips: &[Vec<u8>], dir: &PathBuf) -> AwsResult<()> {
     Ok(())
 }
 
+/// Removes every unpacked package (they are unpacked again from their blobs when
+/// next needed): at start-up and on reset, so replaced code does not pile up.
+pub fn clear_unpacked(work_dir: &std::path::Path) {
+    for d in ["code", "opt", "tmp"] {
+        let _ = std::fs::remove_dir_all(work_dir.join(d));
+    }
+}
+
 fn code_dir(l: &Lambda, code: &Code) -> PathBuf {
     l.work_dir.join("code").join(hex_of(&code.sha256))
 }

@@ -1541,3 +1541,56 @@ mod tests {
         assert_eq!(pick_weighted(&plain, "1".into()), "1");
     }
 }
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+
+    fn check(v: Value) -> Option<String> {
+        check_config(&crate::obj(v)).err().map(|e| e.code)
+    }
+
+    #[test]
+    fn configuration_limits() {
+        assert_eq!(check(json!({"Timeout": 900, "MemorySize": 10240})), None);
+        assert_eq!(
+            check(json!({"Timeout": 901})).as_deref(),
+            Some("ValidationException")
+        );
+        assert_eq!(
+            check(json!({"MemorySize": 10241})).as_deref(),
+            Some("ValidationException")
+        );
+        assert_eq!(
+            check(json!({"Role": "arn:aws:iam::000000000000:role/r"})),
+            None
+        );
+        assert_eq!(
+            check(json!({"Role": "arn:aws:iam::000000000000:user/u"})).as_deref(),
+            Some("ValidationException")
+        );
+        assert_eq!(
+            check(json!({"Role": "r"})).as_deref(),
+            Some("ValidationException")
+        );
+        assert_eq!(
+            check(json!({"Runtime": "python2.7"})).as_deref(),
+            Some("InvalidParameterValueException")
+        );
+        assert_eq!(
+            check(json!({"Environment": {"Variables": {"AWS_REGION": "x"}}})).as_deref(),
+            Some("InvalidParameterValueException")
+        );
+        let big: Map<String, Value> = (0..200)
+            .map(|i| (format!("K{i}"), json!("v".repeat(20))))
+            .collect();
+        assert_eq!(
+            check(json!({"Environment": {"Variables": big}})).as_deref(),
+            Some("InvalidParameterValueException")
+        );
+        assert_eq!(
+            check(json!({"Layers": ["a", "b", "c", "d", "e", "f"]})).as_deref(),
+            Some("InvalidParameterValueException")
+        );
+    }
+}

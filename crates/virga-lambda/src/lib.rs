@@ -95,9 +95,13 @@ pub(crate) fn obj(v: Value) -> Output {
 
 /// AWS's timestamp form for LastModified: `2024-01-02T03:04:05.678+0000`.
 pub(crate) fn last_modified(millis: i64) -> String {
-    let iso = virga_protocol::time_fmt::iso8601(millis as f64 / 1000.0);
-    // iso8601 gives `...:05.678Z`
-    format!("{}+0000", iso.trim_end_matches('Z'))
+    // From whole seconds: milliseconds through an f64 can come out one short.
+    let iso = virga_protocol::time_fmt::iso8601(millis.div_euclid(1000) as f64);
+    format!(
+        "{}.{:03}+0000",
+        iso.get(..19).unwrap_or(&iso),
+        millis.rem_euclid(1000)
+    )
 }
 
 impl Lambda {
@@ -114,6 +118,7 @@ impl Lambda {
     ) -> AwsResult<Arc<Lambda>> {
         std::fs::create_dir_all(&work_dir)
             .map_err(|e| AwsError::internal(format!("{}: {e}", work_dir.display())))?;
+        code::clear_unpacked(&work_dir);
         let engine = engine::Engine::new(&work_dir, clock.clone(), logs)?;
         let l = Arc::new(Lambda {
             store,
@@ -362,6 +367,7 @@ impl virga_core::Service for Lambda {
     fn reset(&self) -> AwsResult<()> {
         esm::stop_all(self);
         self.engine.shutdown_all();
+        code::clear_unpacked(&self.work_dir);
         let ids = state::all_blob_ids(self)?;
         self.store.clear("lambda.")?;
         for id in ids {
@@ -373,5 +379,61 @@ impl virga_core::Service for Lambda {
     fn start_background(self: Arc<Self>) {
         invoke::start(self.clone());
         esm::start_all(&self);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn items(n: usize) -> Vec<Map<String, Value>> {
+        (0..n)
+            .map(|i| obj(json!({"Name": format!("a{i}"), "Version": i})))
+            .collect()
+    }
+
+    #[test]
+    fn pages_by_marker() {
+        let i = obj(json!({"MaxItems": 2}));
+        let p = page(items(5), "Name", "Aliases", &i, 50);
+        assert_eq!(p["Aliases"].as_array().unwrap().len(), 2);
+        assert_eq!(p["NextMarker"], "a2");
+        let i = obj(json!({"MaxItems": 2, "Marker": "a4"}));
+        let p = page(items(5), "Name", "Aliases", &i, 50);
+        assert_eq!(p["Aliases"][0]["Name"], "a4");
+        assert!(p.get("NextMarker").is_none());
+        // Numbers are markers by their text.
+        let i = obj(json!({"Marker": "3"}));
+        let p = page(items(5), "Version", "Versions", &i, 50);
+        assert_eq!(p["Versions"][0]["Version"], 3);
+        // A marker naming nothing gives an empty page.
+        let i = obj(json!({"Marker": "zz"}));
+        assert_eq!(
+            page(items(5), "Name", "Aliases", &i, 50)["Aliases"],
+            json!([])
+        );
+    }
+
+    #[test]
+    fn unknown_runtime_is_an_invalid_parameter() {
+        let e = AwsError::new(
+            400,
+            "ValidationException",
+            "1 validation error detected: Value 'python0.1' at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: [python3.12, nodejs20.x]",
+        );
+        let e = runtime_enum_error(e);
+        assert_eq!(e.code, "InvalidParameterValueException");
+        assert_eq!(e.message, "Value python0.1 at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: [python3.12, nodejs20.x] or be a valid ARN");
+        let other = AwsError::new(400, "ValidationException", "Value 'x' at 'timeout' ...");
+        assert_eq!(runtime_enum_error(other.clone()), other);
+    }
+
+    #[test]
+    fn last_modified_format() {
+        assert_eq!(
+            last_modified(1_700_000_000_123),
+            "2023-11-14T22:13:20.123+0000"
+        );
     }
 }

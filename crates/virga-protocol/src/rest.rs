@@ -472,3 +472,22 @@ mod tests {
         assert!(route(&r, "PUT", "/b/", &[]).is_none());
     }
 }
+
+#[cfg(test)]
+mod query_tests {
+    use super::form_query;
+
+    #[test]
+    fn decodes_query_strings() {
+        assert_eq!(
+            form_query("Marker=a%2Fb&MaxItems=2&flag&x=a+b"),
+            vec![
+                ("Marker".to_string(), "a/b".to_string()),
+                ("MaxItems".to_string(), "2".to_string()),
+                ("flag".to_string(), String::new()),
+                ("x".to_string(), "a b".to_string()),
+            ]
+        );
+        assert!(form_query("").is_empty());
+    }
+}

@@ -97,7 +97,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         PathBuf,
     ) = if args.ephemeral {
         let s = SqliteStore::in_memory().map_err(|e| e.message)?;
-        // Lambda still needs a directory to unpack code into.
+        // Lambda still needs a directory to unpack code into; those of in-memory
+        // servers that are gone are removed.
+        remove_stale_work_dirs();
         let work = std::env::temp_dir().join(format!("virga-{}", std::process::id()));
         (
             Arc::new(s),
@@ -227,6 +229,25 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         gateway::run(listener, gw).await;
         Ok(())
     })
+}
+
+/// Removes `virga-<pid>` temporary directories of in-memory servers no longer running.
+fn remove_stale_work_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("virga-")
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// A non-blocking listener on `addr`.
