@@ -229,6 +229,8 @@ pub struct Spec {
     pub task_root: PathBuf,
     pub opt: Option<PathBuf>,
     pub log_group: String,
+    /// LoggingConfig with LogFormat JSON: (format, application log level).
+    pub log_format: Option<(String, String)>,
     pub credentials: (String, String),
 }
 
@@ -269,6 +271,18 @@ impl Spec {
                 .and_then(|g| g.as_str())
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("/aws/lambda/{}", r.name)),
+            log_format: c
+                .get("LoggingConfig")
+                .filter(|l| l.get("LogFormat").and_then(|f| f.as_str()) == Some("JSON"))
+                .map(|l| {
+                    (
+                        "JSON".to_string(),
+                        l.get("ApplicationLogLevel")
+                            .and_then(|v| v.as_str())
+                            .unwrap_or("INFO")
+                            .to_string(),
+                    )
+                }),
             credentials,
         }
     }
@@ -1148,6 +1162,11 @@ async fn start_env(
             "NODE_PATH".into(),
             format!("{o}/nodejs/node_modules:{o}/nodejs/node20/node_modules:{o}/nodejs/node22/node_modules:{o}/nodejs/node18/node_modules"),
         ));
+    }
+    if let Some((format, level)) = &spec.log_format {
+        // What AWS sets for the JSON log format; the runtimes apply the level.
+        env.push(("AWS_LAMBDA_LOG_FORMAT".into(), format.clone()));
+        env.push(("AWS_LAMBDA_LOG_LEVEL".into(), level.clone()));
     }
     env.extend(spec.env.iter().cloned());
 

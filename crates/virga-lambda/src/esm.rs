@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use virga_core::filter_policy::FilterPolicy;
 use virga_core::{AwsError, AwsResult, RequestContext, DEFAULT_ACCOUNT};
 
 /// Stops a poller when dropped or signalled.
@@ -99,6 +100,42 @@ fn check_batch(source: Source, c: &Map<String, Value>) -> AwsResult<()> {
         ))),
         _ => Ok(()),
     }
+}
+
+/// The mapping's FilterCriteria patterns (EventBridge-style, over the event record
+/// as the function would see it; an SQS body that is JSON is matched as a document).
+fn filters(c: &Map<String, Value>) -> AwsResult<Vec<FilterPolicy>> {
+    let Some(list) = c
+        .get("FilterCriteria")
+        .and_then(|f| f.get("Filters"))
+        .and_then(Value::as_array)
+    else {
+        return Ok(Vec::new());
+    };
+    if list.len() > 5 {
+        return Err(invalid("Invalid filter pattern definition. Lambda allows at most 5 filters per event source mapping."));
+    }
+    list.iter()
+        .map(|f| {
+            let text = f.get("Pattern").and_then(Value::as_str).unwrap_or("");
+            FilterPolicy::parse(text, true)
+                .map_err(|e| invalid(format!("Invalid filter pattern definition. {e}")))
+        })
+        .collect()
+}
+
+/// Whether a record passes the mapping's filters (any one of them; none = all pass).
+fn passes(filters: &[FilterPolicy], record: &Value) -> bool {
+    if filters.is_empty() {
+        return true;
+    }
+    let mut doc = record.clone();
+    if let Some(body) = record.get("body").and_then(Value::as_str) {
+        if let Ok(v @ Value::Object(_)) = serde_json::from_str::<Value>(body) {
+            doc["body"] = v;
+        }
+    }
+    filters.iter().any(|f| f.matches(&doc))
 }
 
 const TUNABLES: &[&str] = &[
@@ -193,6 +230,24 @@ pub async fn create(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
         }
     }
     check_batch(source, &c)?;
+    filters(&c)?;
+    let duplicate = l
+        .store
+        .read(|r| state::scan_prefix(r, state::MAPPINGS, &[], None, usize::MAX))?
+        .into_iter()
+        .filter_map(|(_, v)| dec::<Mapping>(&v).ok())
+        .find(|x| {
+            x.config["EventSourceArn"] == arn.as_str()
+                && x.config["FunctionArn"] == function_arn.as_str()
+        });
+    if let Some(d) = duplicate {
+        return Err(crate::conflict(format!(
+            "An event source mapping with {} arn (\" {arn} \") and function (\" {} \") already exists. Please update or delete the existing mapping with UUID {}",
+            if source == Source::Sqs { "SQS" } else { "DynamoDB" },
+            function_arn.rsplit(':').next().unwrap_or(""),
+            d.config["UUID"].as_str().unwrap_or("")
+        )));
+    }
     let enabled = i.get("Enabled").and_then(Value::as_bool).unwrap_or(true);
     c.insert(
         "State".into(),
@@ -229,6 +284,7 @@ pub fn update(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
         }
     }
     check_batch(source, &m.config)?;
+    filters(&m.config)?;
     if let Some(e) = i.get("Enabled").and_then(Value::as_bool) {
         m.config.insert(
             "State".into(),
@@ -576,6 +632,15 @@ async fn poll_sqs(l: &Arc<Lambda>, uuid: &str, mut stop: watch::Receiver<bool>) 
         if messages.is_empty() {
             continue;
         }
+        // Messages no filter accepts are deleted without invoking, as on AWS.
+        let criteria = filters(&m.config).unwrap_or_default();
+        let (messages, dropped): (Vec<Value>, Vec<Value>) = messages
+            .into_iter()
+            .partition(|msg| passes(&criteria, &sqs_record(msg, &arn, &m.region)));
+        delete_messages(l, &ctx, &queue, dropped.iter().collect()).await;
+        if messages.is_empty() {
+            continue;
+        }
         let records: Vec<Value> = messages
             .iter()
             .map(|msg| sqs_record(msg, &arn, &m.region))
@@ -598,22 +663,26 @@ async fn poll_sqs(l: &Arc<Lambda>, uuid: &str, mut stop: watch::Receiver<bool>) 
             // moved to the queue's dead-letter queue by its redrive policy.
             Err(()) => Vec::new(),
         };
-        for chunk in done.chunks(10) {
-            let entries: Vec<Value> = chunk
-                .iter()
-                .enumerate()
-                .map(|(n, msg)| json!({"Id": n.to_string(), "ReceiptHandle": msg["ReceiptHandle"]}))
-                .collect();
-            let _ = l
-                .directory
-                .call_json(
-                    "sqs",
-                    "AmazonSQS.DeleteMessageBatch",
-                    ctx.clone(),
-                    &json!({"QueueUrl": queue, "Entries": entries}),
-                )
-                .await;
-        }
+        delete_messages(l, &ctx, &queue, done).await;
+    }
+}
+
+async fn delete_messages(l: &Lambda, ctx: &RequestContext, queue: &str, messages: Vec<&Value>) {
+    for chunk in messages.chunks(10) {
+        let entries: Vec<Value> = chunk
+            .iter()
+            .enumerate()
+            .map(|(n, msg)| json!({"Id": n.to_string(), "ReceiptHandle": msg["ReceiptHandle"]}))
+            .collect();
+        let _ = l
+            .directory
+            .call_json(
+                "sqs",
+                "AmazonSQS.DeleteMessageBatch",
+                ctx.clone(),
+                &json!({"QueueUrl": queue, "Entries": entries}),
+            )
+            .await;
     }
 }
 
@@ -712,6 +781,20 @@ async fn poll_stream(
                 continue;
             }
             any = true;
+            let criteria = filters(&m.config).unwrap_or_default();
+            let last_seq = records
+                .last()
+                .and_then(|r| r["dynamodb"]["SequenceNumber"].as_str())
+                .map(str::to_string);
+            let records: Vec<Value> = records
+                .into_iter()
+                .filter(|r| passes(&criteria, r))
+                .collect();
+            if records.is_empty() {
+                // Nothing passed the filters: the batch is done.
+                checkpoint(l, uuid, &shard, last_seq.as_ref(), "OK");
+                continue;
+            }
             if !process_stream_batch(l, uuid, &shard, &arn, records, &mut stop).await {
                 return;
             }

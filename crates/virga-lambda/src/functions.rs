@@ -156,6 +156,13 @@ pub fn resolve(
     route: bool,
 ) -> AwsResult<Resolved> {
     let (name, q) = parse_name(raw, qualifier)?;
+    if let ["arn", _, "lambda", arn_region, ..] = raw.split(':').collect::<Vec<_>>().as_slice() {
+        if *arn_region != region {
+            return Err(not_found(format!(
+                "Functions from '{arn_region}' are not reachable in this region ('{region}')"
+            )));
+        }
+    }
     l.store.read(|r| {
         let function = load(r, region, &name)?;
         let q_version = match q.as_deref() {
@@ -395,6 +402,12 @@ fn apply_config(l: &Lambda, c: &mut Map<String, Value>, i: &Input) -> AwsResult<
         for (k, v) in lc {
             cur.insert(k.clone(), v.clone());
         }
+        if cur.get("LogFormat").and_then(Value::as_str) == Some("JSON") {
+            // AWS's levels for the JSON format when none are given.
+            for k in ["ApplicationLogLevel", "SystemLogLevel"] {
+                cur.entry(k).or_insert_with(|| json!("INFO"));
+            }
+        }
         c.insert("LoggingConfig".into(), Value::Object(cur));
     }
     if let Some(layers) = layer_entries(l, i)? {
@@ -451,6 +464,12 @@ pub async fn create(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
         ));
     }
     check_config(i)?;
+    if i.get("Tags")
+        .and_then(Value::as_object)
+        .is_some_and(|t| t.len() > 50)
+    {
+        return Err(invalid("Number of tags exceeds resource tag limit."));
+    }
     // Cheap conflict check before fetching and storing the code.
     if l.store
         .read(|r| r.get(state::FUNCTIONS, &state::fn_key(region, &name)))?
@@ -703,6 +722,9 @@ pub async fn update_code(l: &Lambda, region: &str, i: &Input) -> AwsResult<Outpu
         let old = std::mem::replace(&mut f.code, code.clone());
         f.config.insert("CodeSha256".into(), json!(code.sha256));
         f.config.insert("CodeSize".into(), json!(code.size));
+        if let Some(a) = i.get("Architectures") {
+            f.config.insert("Architectures".into(), a.clone());
+        }
         f.config
             .insert("LastModified".into(), json!(last_modified(now)));
         f.config.insert("RevisionId".into(), json!(new_revision()));
@@ -1135,6 +1157,12 @@ pub fn add_permission(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> 
     }
     if let Some(org) = s(i, "PrincipalOrgID") {
         cond.insert("StringEquals".into(), json!({ "aws:PrincipalOrgID": org }));
+    }
+    if let Some(t) = s(i, "EventSourceToken") {
+        cond.insert(
+            "StringEquals".into(),
+            json!({ "lambda:EventSourceToken": t }),
+        );
     }
     if let Some(t) = s(i, "FunctionUrlAuthType") {
         cond.insert(

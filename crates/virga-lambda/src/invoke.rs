@@ -176,9 +176,26 @@ pub async fn invoke(l: &Lambda, ctx: &RequestContext, i: &Input) -> AwsResult<Ou
             out.insert("StatusCode".into(), json!(202));
         }
         _ => {
-            let client_context = s(i, "ClientContext")
-                .and_then(|c| B64.decode(c).ok())
-                .map(|b| String::from_utf8_lossy(&b).into_owned());
+            let client_context = match s(i, "ClientContext") {
+                None => None,
+                Some(c) => {
+                    let bad = || {
+                        err(
+                            400,
+                            "InvalidRequestContentException",
+                            "Client context must be a valid Base64-encoded JSON object.",
+                        )
+                    };
+                    let raw = B64.decode(c).map_err(|_| bad())?;
+                    if raw.len() > 3583 {
+                        return Err(bad());
+                    }
+                    match serde_json::from_slice::<Value>(&raw) {
+                        Ok(Value::Object(_)) => Some(String::from_utf8_lossy(&raw).into_owned()),
+                        _ => return Err(bad()),
+                    }
+                }
+            };
             let o = run(
                 l,
                 region,
