@@ -99,6 +99,22 @@ pub fn parse_name(raw: &str, qualifier: Option<&str>) -> AwsResult<(String, Opti
     Ok((name.to_string(), q))
 }
 
+/// Changes a function's record in one transaction: `change` gets the transaction
+/// (for related rows) and the record, which is written back when it succeeds.
+fn change_function<T>(
+    l: &Lambda,
+    region: &str,
+    name: &str,
+    change: impl FnOnce(&mut dyn virga_store::KvTxn, &mut Function) -> AwsResult<T>,
+) -> AwsResult<T> {
+    l.store.transact(|t| {
+        let mut f = load(&*t, region, name)?;
+        let out = change(&mut *t, &mut f)?;
+        t.put(state::FUNCTIONS, &state::fn_key(region, name), &enc(&f)?)?;
+        Ok(out)
+    })
+}
+
 pub fn load(r: &dyn KvRead, region: &str, name: &str) -> AwsResult<Function> {
     r.get(state::FUNCTIONS, &state::fn_key(region, name))?
         .map(|b| dec(&b))
@@ -716,8 +732,7 @@ pub async fn update_code(l: &Lambda, region: &str, i: &Input) -> AwsResult<Outpu
     let code = code::store(l, &pkg)?;
     let now = l.clock.now_millis();
     let publish = i.get("Publish").and_then(Value::as_bool).unwrap_or(false);
-    let (out, old_blob) = l.store.transact(|t| {
-        let mut f = load(&*t, region, &name)?;
+    let (out, old_blob) = change_function(l, region, &name, |t, f| {
         check_revision(&f.config, i)?;
         let old = std::mem::replace(&mut f.code, code.clone());
         f.config.insert("CodeSha256".into(), json!(code.sha256));
@@ -729,13 +744,12 @@ pub async fn update_code(l: &Lambda, region: &str, i: &Input) -> AwsResult<Outpu
             .insert("LastModified".into(), json!(last_modified(now)));
         f.config.insert("RevisionId".into(), json!(new_revision()));
         let out = if publish {
-            publish_in(t, region, &mut f, None)?
+            publish_in(t, region, f, None)?
         } else {
             f.config.clone()
         };
         // The old package stays while a published version uses it.
         let in_use = version_codes(&*t, region, &name)?.contains(&old.blob);
-        t.put(state::FUNCTIONS, &state::fn_key(region, &name), &enc(&f)?)?;
         Ok((out, (!in_use && old.blob != code.blob).then_some(old.blob)))
     })?;
     if let Some(b) = old_blob {
@@ -757,16 +771,14 @@ pub fn update_configuration(l: &Lambda, region: &str, i: &Input) -> AwsResult<Ou
     let name = unqualified(s(i, "FunctionName").unwrap_or(""))?;
     check_config(i)?;
     let now = l.clock.now_millis();
-    let out = l.store.transact(|t| {
-        let mut f = load(&*t, region, &name)?;
+    let out = change_function(l, region, &name, |_, f| {
         check_revision(&f.config, i)?;
         apply_config(l, &mut f.config, i)?;
         set_state(&mut f.config);
         f.config
             .insert("LastModified".into(), json!(last_modified(now)));
         f.config.insert("RevisionId".into(), json!(new_revision()));
-        t.put(state::FUNCTIONS, &state::fn_key(region, &name), &enc(&f)?)?;
-        Ok(f.config)
+        Ok(f.config.clone())
     })?;
     l.engine.retire(region, &name, Some("$LATEST"));
     Ok(pending(out, "Updating"))
@@ -898,16 +910,14 @@ pub fn list(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
 
 pub fn publish_version(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
     let name = unqualified(s(i, "FunctionName").unwrap_or(""))?;
-    l.store.transact(|t| {
-        let mut f = load(&*t, region, &name)?;
+    change_function(l, region, &name, |t, f| {
         check_revision(&f.config, i)?;
         if let Some(sha) = s(i, "CodeSha256") {
             if sha != f.code.sha256 {
                 return Err(invalid(format!("CodeSHA256 ({sha}) is different from current CodeSHA256 in $LATEST ({}). Please try again with the CodeSHA256 in $LATEST.", f.code.sha256)));
             }
         }
-        let out = publish_in(t, region, &mut f, s(i, "Description"))?;
-        t.put(state::FUNCTIONS, &state::fn_key(region, &name), &enc(&f)?)?;
+        let out = publish_in(t, region, f, s(i, "Description"))?;
         Ok(out)
     })
 }
@@ -1174,8 +1184,7 @@ pub fn add_permission(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> 
         st.insert("Condition".into(), Value::Object(cond));
     }
     let statement = Value::Object(st);
-    l.store.transact(|t| {
-        let mut f = load(&*t, region, &name)?;
+    change_function(l, region, &name, |t, f| {
         check_qualifier(&*t, region, &name, q.as_deref())?;
         check_revision(&f.config, i)?;
         let list = f.policy.entry(q.clone().unwrap_or_default()).or_default();
@@ -1183,7 +1192,7 @@ pub fn add_permission(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> 
             return Err(conflict(format!("The statement id ({sid}) provided already exists. Please provide a new statement id, or remove the existing statement.")));
         }
         list.push(statement.clone());
-        t.put(state::FUNCTIONS, &state::fn_key(region, &name), &enc(&f)?)
+        Ok(())
     })?;
     let mut out = Map::new();
     out.insert("Statement".into(), json!(statement.to_string()));
@@ -1193,8 +1202,7 @@ pub fn add_permission(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> 
 pub fn remove_permission(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
     let (name, q) = parse_name(s(i, "FunctionName").unwrap_or(""), s(i, "Qualifier"))?;
     let sid = s(i, "StatementId").unwrap_or("");
-    l.store.transact(|t| {
-        let mut f = load(&*t, region, &name)?;
+    change_function(l, region, &name, |_, f| {
         check_revision(&f.config, i)?;
         let key = q.clone().unwrap_or_default();
         let list = f.policy.entry(key.clone()).or_default();
@@ -1208,7 +1216,7 @@ pub fn remove_permission(l: &Lambda, region: &str, i: &Input) -> AwsResult<Outpu
         if list.is_empty() {
             f.policy.remove(&key);
         }
-        t.put(state::FUNCTIONS, &state::fn_key(region, &name), &enc(&f)?)
+        Ok(())
     })?;
     Ok(Map::new())
 }
@@ -1259,13 +1267,12 @@ pub fn put_concurrency(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output>
         .get("ReservedConcurrentExecutions")
         .and_then(Value::as_i64)
         .unwrap_or(0);
-    l.store.transact(|t| {
-        let mut f = load(&*t, region, &name)?;
+    change_function(l, region, &name, |t, f| {
         if reserved_total(&*t, region, &name)? + n > ACCOUNT_CONCURRENCY - MIN_UNRESERVED {
             return Err(invalid(format!("Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of [{MIN_UNRESERVED}].")));
         }
         f.reserved = Some(n);
-        t.put(state::FUNCTIONS, &state::fn_key(region, &name), &enc(&f)?)
+        Ok(())
     })?;
     let mut out = Map::new();
     out.insert("ReservedConcurrentExecutions".into(), json!(n));
@@ -1284,10 +1291,9 @@ pub fn get_concurrency(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output>
 
 pub fn delete_concurrency(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
     let name = unqualified(s(i, "FunctionName").unwrap_or(""))?;
-    l.store.transact(|t| {
-        let mut f = load(&*t, region, &name)?;
+    change_function(l, region, &name, |_, f| {
         f.reserved = None;
-        t.put(state::FUNCTIONS, &state::fn_key(region, &name), &enc(&f)?)
+        Ok(())
     })?;
     Ok(Map::new())
 }
@@ -1433,15 +1439,14 @@ pub fn get_event_invoke_config(l: &Lambda, region: &str, i: &Input) -> AwsResult
 pub fn delete_event_invoke_config(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
     let (name, q) = parse_name(s(i, "FunctionName").unwrap_or(""), s(i, "Qualifier"))?;
     let key = q.clone().unwrap_or_else(|| "$LATEST".into());
-    l.store.transact(|t| {
-        let mut f = load(&*t, region, &name)?;
+    change_function(l, region, &name, |_, f| {
         if f.invoke_configs.remove(&key).is_none() {
             return Err(not_found(format!(
                 "The function {} doesn't have an EventInvokeConfig",
                 qualified_arn(region, &name, Some(&key))
             )));
         }
-        t.put(state::FUNCTIONS, &state::fn_key(region, &name), &enc(&f)?)
+        Ok(())
     })?;
     Ok(Map::new())
 }
@@ -1484,8 +1489,7 @@ fn tagged_function(resource: &str) -> AwsResult<(String, String)> {
 
 pub fn tag(l: &Lambda, _region: &str, i: &Input) -> AwsResult<Output> {
     let (region, name) = tagged_function(s(i, "Resource").unwrap_or(""))?;
-    l.store.transact(|t| {
-        let mut f = load(&*t, &region, &name)?;
+    change_function(l, &region, &name, |_, f| {
         if let Some(tags) = i.get("Tags").and_then(Value::as_object) {
             for (k, v) in tags {
                 f.tags.insert(k.clone(), v.clone());
@@ -1494,7 +1498,7 @@ pub fn tag(l: &Lambda, _region: &str, i: &Input) -> AwsResult<Output> {
         if f.tags.len() > 50 {
             return Err(invalid("Number of tags exceeds resource tag limit."));
         }
-        t.put(state::FUNCTIONS, &state::fn_key(&region, &name), &enc(&f)?)
+        Ok(())
     })?;
     Ok(Map::new())
 }
@@ -1502,12 +1506,11 @@ pub fn tag(l: &Lambda, _region: &str, i: &Input) -> AwsResult<Output> {
 pub fn untag(l: &Lambda, _region: &str, i: &Input) -> AwsResult<Output> {
     let (region, name) = tagged_function(s(i, "Resource").unwrap_or(""))?;
     let keys = virga_protocol::string_list(i, "TagKeys");
-    l.store.transact(|t| {
-        let mut f = load(&*t, &region, &name)?;
+    change_function(l, &region, &name, |_, f| {
         for k in &keys {
             f.tags.remove(k);
         }
-        t.put(state::FUNCTIONS, &state::fn_key(&region, &name), &enc(&f)?)
+        Ok(())
     })?;
     Ok(Map::new())
 }

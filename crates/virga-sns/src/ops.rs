@@ -1081,15 +1081,7 @@ async fn publish_one(
                 if let Some(d) = &dedup {
                     payload["MessageDeduplicationId"] = json!(d);
                 }
-                let event = Event {
-                    source: "sns".into(),
-                    target_arn: sub.endpoint.clone(),
-                    payload: payload.clone(),
-                };
-                match sns.bus.publish(event) {
-                    Ok(answer) => answers.push((sub.clone(), payload, answer)),
-                    Err(_) => dead_letter(sns, sub, payload, "no SQS service"),
-                }
+                hand_over(sns, sub, payload, &mut answers, "no SQS service");
             }
             "lambda" => {
                 // Lambda gets the envelope as an `aws:sns` event record, with
@@ -1115,15 +1107,7 @@ async fn publish_one(
                     "EventSubscriptionArn": sub.arn,
                     "Sns": sns_doc,
                 }]});
-                let event = Event {
-                    source: "sns".into(),
-                    target_arn: sub.endpoint.clone(),
-                    payload: payload.clone(),
-                };
-                match sns.bus.publish(event) {
-                    Ok(answer) => answers.push((sub.clone(), payload, answer)),
-                    Err(_) => dead_letter(sns, sub, payload, "no Lambda service"),
-                }
+                hand_over(sns, sub, payload, &mut answers, "no Lambda service");
             }
             "http" | "https" => {
                 let body = if raw {
@@ -1174,6 +1158,33 @@ async fn publish_one(
         }
     }
     Ok((id, seq))
+}
+
+/// A delivery's answer to come from the consuming service.
+type Answer = (
+    Subscription,
+    Value,
+    tokio::sync::oneshot::Receiver<Result<(), String>>,
+);
+
+/// Hands a delivery to the service behind the subscription's endpoint (through the
+/// bus); without one it goes to the subscription's dead-letter queue.
+fn hand_over(
+    sns: &Sns,
+    sub: &Subscription,
+    payload: Value,
+    answers: &mut Vec<Answer>,
+    missing: &str,
+) {
+    let event = Event {
+        source: "sns".into(),
+        target_arn: sub.endpoint.clone(),
+        payload: payload.clone(),
+    };
+    match sns.bus.publish(event) {
+        Ok(answer) => answers.push((sub.clone(), payload, answer)),
+        Err(_) => dead_letter(sns, sub, payload, missing),
+    }
 }
 
 /// HTTP(S) notifications not yet delivered: (sequence) -> [`HttpDelivery`]. A
