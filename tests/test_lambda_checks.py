@@ -115,3 +115,59 @@ def test_json_log_format_sets_the_runtime_environment(lam, deploy):
     cfg = lam.get_function_configuration(FunctionName=name)["LoggingConfig"]
     assert cfg["LogFormat"] == "JSON" and cfg["ApplicationLogLevel"] == "DEBUG"
     assert cfg["SystemLogLevel"] == "INFO"
+
+
+def test_cold_start_logs_init_start_and_runtime_version(lam, deploy, virga_server):
+    name = deploy()
+    invoke(lam, name)
+    logs = virga_server.client("logs")
+    lines = wait_for(lambda: [e["message"] for e in logs.filter_log_events(
+        logGroupName=f"/aws/lambda/{name}")["events"]], what="log lines")
+    assert lines[0].startswith("INIT_START Runtime Version: python:3.12.")
+    arn = lam.get_function_configuration(FunctionName=name)["RuntimeVersionConfig"]["RuntimeVersionArn"]
+    assert lines[0].endswith(f"Runtime Version ARN: {arn}")
+
+
+def test_timeout_report_shows_memory_used(lam, deploy, virga_server):
+    name = deploy(zip_bytes=python_zip(
+        "import time\ndef lambda_handler(event, context):\n    time.sleep(5)\n"), Timeout=1)
+    resp, out = invoke(lam, name, LogType="Tail")
+    assert out["errorType"] == "Sandbox.Timedout"
+    tail = base64.b64decode(resp["LogResult"]).decode()
+    report = next(line for line in tail.splitlines() if line.startswith("REPORT"))
+    used = int(report.split("Max Memory Used: ")[1].split(" MB")[0])
+    assert used > 0
+    assert "Status: timeout" in report
+
+
+@pytest.mark.virga_only
+def test_stream_records_older_than_maximum_record_age_go_to_on_failure(start_server):
+    """A failing function keeps being retried (MaximumRetryAttempts -1) until its
+    records are older than MaximumRecordAgeInSeconds; then their metadata goes to
+    the OnFailure destination with condition RecordAgeExceeded."""
+    srv = start_server()
+    lam, ddb, sqs = srv.client("lambda"), srv.client("dynamodb"), srv.client("sqs")
+    table = unique_name("t")
+    stream = ddb.create_table(
+        TableName=table, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"},
+    )["TableDescription"]["LatestStreamArn"]
+    url = sqs.create_queue(QueueName=unique_name("failed"))["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    name, _, _ = create_function(lam, zip_bytes=python_zip(
+        "def lambda_handler(event, context):\n    raise RuntimeError('no')\n"))
+    lam.create_event_source_mapping(
+        FunctionName=name, EventSourceArn=stream, StartingPosition="TRIM_HORIZON",
+        MaximumRecordAgeInSeconds=60, DestinationConfig={"OnFailure": {"Destination": arn}})
+    ddb.put_item(TableName=table, Item={"pk": {"S": "old"}})
+    # Retried while young: nothing in the destination yet.
+    assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages") is None
+    srv.advance_clock(120)
+    got = wait_for(lambda: sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages"),
+                   what="the failure record")
+    record = json.loads(got[0]["Body"])
+    assert record["requestContext"]["condition"] == "RecordAgeExceeded"
+    assert record["DDBStreamBatchInfo"]["batchSize"] == 1
+    assert record["DDBStreamBatchInfo"]["streamArn"] == stream

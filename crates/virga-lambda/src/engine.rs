@@ -214,6 +214,23 @@ impl Sandbox {
     }
 }
 
+/// AWS's name of a runtime's version (`python:3.12.virga`, `nodejs:20.virga`).
+pub fn runtime_version(runtime: &str) -> String {
+    let split = runtime
+        .find(|c: char| c.is_ascii_digit() || c == '.')
+        .unwrap_or(runtime.len());
+    let (family, version) = runtime.split_at(split);
+    let version = version.trim_start_matches('.').trim_end_matches(".x");
+    format!("{family}:{version}.virga")
+}
+
+/// The RuntimeVersionConfig ARN reported for a runtime.
+pub fn runtime_version_arn(region: &str, runtime: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(runtime_version(runtime).as_bytes());
+    format!("arn:aws:lambda:{region}::runtime:{}", hex::encode(digest))
+}
+
 /// What an environment runs: a function at one version.
 pub struct Spec {
     pub region: String,
@@ -483,6 +500,16 @@ struct Env {
     spawned: Instant,
     initialized: AtomicBool,
     server: tokio::task::AbortHandle,
+    /// Peak resident memory seen (`VmHWM`), kept for when the process is gone.
+    peak_kib: std::sync::atomic::AtomicU64,
+}
+
+impl Env {
+    fn note_peak(&self) {
+        if let Some(k) = proc_kib(self.pid, "VmHWM:") {
+            self.peak_kib.fetch_max(k, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Drop for Env {
@@ -894,11 +921,13 @@ impl Engine {
                     break (failure(&id, "Runtime.ExitError", &format!("Runtime exited with error: {status}")), false);
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => {
+                    env.note_peak();
                     kill_group(env.pid);
                     let secs = spec.timeout_ms as f64 / 1000.0;
                     break (failure(&id, "Sandbox.Timedout", &format!("Task timed out after {secs:.2} seconds")), false);
                 }
                 _ = memory_check.tick() => {
+                    env.note_peak();
                     if proc_kib(env.pid, "VmRSS:").is_some_and(|k| k > spec.memory_mb * 1024) {
                         kill_group(env.pid);
                         break (failure(&id, "Runtime.OutOfMemory", "Runtime exited with error: signal: killed"), false);
@@ -935,7 +964,8 @@ impl Engine {
     ) -> Outcome {
         let id = &req.request_id;
         let now = self.clock.now_millis();
-        let max_used = proc_kib(env.pid, "VmHWM:").map_or(0, |k| k.div_ceil(1024));
+        env.note_peak();
+        let max_used = env.peak_kib.load(Ordering::Relaxed).div_ceil(1024);
         events.push((now, format!("END RequestId: {id}")));
         let mut report = format!(
             "REPORT RequestId: {id}\tDuration: {duration_ms:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB\tMax Memory Used: {max_used} MB\t",
@@ -1224,8 +1254,16 @@ async fn start_env(
             .map_err(|e| io("pipe", std::io::Error::from(e)))?,
         buf: Mutex::new(LogBuf::default()),
     });
-    if let Some(n) = note {
-        if let Ok(mut b) = log.buf.lock() {
+    if let Ok(mut b) = log.buf.lock() {
+        b.lines.push((
+            clock.now_millis(),
+            format!(
+                "INIT_START Runtime Version: {}\tRuntime Version ARN: {}",
+                runtime_version(&spec.runtime),
+                runtime_version_arn(&spec.region, &spec.runtime)
+            ),
+        ));
+        if let Some(n) = note {
             b.lines.push((clock.now_millis(), n));
         }
     }
@@ -1279,6 +1317,7 @@ async fn start_env(
         spawned,
         initialized: AtomicBool::new(false),
         server,
+        peak_kib: Default::default(),
     })
 }
 
@@ -1501,6 +1540,15 @@ mod tests {
             .unwrap()
             .1
             .contains("bytes of output were dropped"));
+    }
+
+    #[test]
+    fn runtime_versions() {
+        assert_eq!(runtime_version("python3.12"), "python:3.12.virga");
+        assert_eq!(runtime_version("nodejs20.x"), "nodejs:20.virga");
+        assert_eq!(runtime_version("provided.al2023"), "provided:al2023.virga");
+        assert!(runtime_version_arn("us-east-1", "python3.12")
+            .starts_with("arn:aws:lambda:us-east-1::runtime:"));
     }
 
     #[test]

@@ -816,7 +816,7 @@ async fn process_stream_batch(
     stop: &mut watch::Receiver<bool>,
 ) -> bool {
     let mut pending = vec![records];
-    while let Some(batch) = pending.pop() {
+    while let Some(mut batch) = pending.pop() {
         let mut attempts: i64 = 0;
         loop {
             if *stop.borrow() {
@@ -825,6 +825,38 @@ async fn process_stream_batch(
             let Ok(m) = load(l, uuid) else {
                 return false;
             };
+            // Records older than MaximumRecordAgeInSeconds are not sent to the
+            // function (records are in order: the old ones come first).
+            let max_age = m.config["MaximumRecordAgeInSeconds"].as_i64().unwrap_or(-1);
+            if max_age >= 0 {
+                let now = l.clock.now_secs_f64();
+                let expired = batch
+                    .iter()
+                    .take_while(|r| {
+                        r["dynamodb"]["ApproximateCreationDateTime"]
+                            .as_f64()
+                            .is_some_and(|t| now - t > max_age as f64)
+                    })
+                    .count();
+                if expired > 0 {
+                    let old: Vec<Value> = batch.drain(..expired).collect();
+                    on_stream_failure(l, &m, shard, arn, &old, attempts, "RecordAgeExceeded").await;
+                    let last = old
+                        .last()
+                        .and_then(|r| r["dynamodb"]["SequenceNumber"].as_str())
+                        .map(str::to_string);
+                    checkpoint(
+                        l,
+                        uuid,
+                        shard,
+                        last.as_ref(),
+                        "PROBLEM: Record age exceeded",
+                    );
+                    if batch.is_empty() {
+                        break;
+                    }
+                }
+            }
             let max_retries = m.config["MaximumRetryAttempts"].as_i64().unwrap_or(-1);
             let bisect = m.config["BisectBatchOnFunctionError"]
                 .as_bool()
@@ -861,7 +893,16 @@ async fn process_stream_batch(
                     attempts += 1;
                     let rest: Vec<Value> = batch[pos..].to_vec();
                     if max_retries >= 0 && attempts > max_retries {
-                        on_stream_failure(l, &m, shard, arn, &rest, attempts).await;
+                        on_stream_failure(
+                            l,
+                            &m,
+                            shard,
+                            arn,
+                            &rest,
+                            attempts,
+                            "RetryAttemptsExhausted",
+                        )
+                        .await;
                         checkpoint(l, uuid, shard, seqs.last(), "PROBLEM: Function call failed");
                         break;
                     }
@@ -919,6 +960,7 @@ async fn on_stream_failure(
     arn: &str,
     batch: &[Value],
     attempts: i64,
+    condition: &str,
 ) {
     let Some(dest) = m.config["DestinationConfig"]["OnFailure"]["Destination"]
         .as_str()
@@ -937,7 +979,7 @@ async fn on_stream_failure(
         "requestContext": {
             "requestId": virga_core::request_id(),
             "functionArn": m.config["FunctionArn"],
-            "condition": "RetryAttemptsExhausted",
+            "condition": condition,
             "approximateInvokeCount": attempts,
         },
         "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},

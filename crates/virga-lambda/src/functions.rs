@@ -526,6 +526,11 @@ pub async fn create(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
     );
     apply_config(l, &mut c, i)?;
     set_state(&mut c);
+    let runtime = c["Runtime"].as_str().unwrap_or("").to_string();
+    c.insert(
+        "RuntimeVersionConfig".into(),
+        json!({"RuntimeVersionArn": crate::engine::runtime_version_arn(region, &runtime)}),
+    );
     c.insert("RevisionId".into(), json!(new_revision()));
     let f = Function {
         config: c,
