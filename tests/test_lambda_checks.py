@@ -171,3 +171,22 @@ def test_stream_records_older_than_maximum_record_age_go_to_on_failure(start_ser
     assert record["requestContext"]["condition"] == "RecordAgeExceeded"
     assert record["DDBStreamBatchInfo"]["batchSize"] == 1
     assert record["DDBStreamBatchInfo"]["streamArn"] == stream
+
+
+def test_logged_traceback_is_one_event_and_the_next_print_another(lam, deploy, virga_server):
+    name = deploy(zip_bytes=python_zip(
+        "import logging\n"
+        "def lambda_handler(event, context):\n"
+        "    try:\n"
+        "        1 / 0\n"
+        "    except ZeroDivisionError:\n"
+        "        logging.getLogger().exception('it failed')\n"
+        "    print('after the traceback')\n"))
+    invoke(lam, name)
+    logs = virga_server.client("logs")
+    lines = [e["message"] for e in logs.filter_log_events(logGroupName=f"/aws/lambda/{name}")["events"]]
+    failed = [m for m in lines if "it failed" in m]
+    assert len(failed) == 1
+    assert "Traceback (most recent call last):" in failed[0]
+    assert failed[0].rstrip().endswith("ZeroDivisionError: division by zero")
+    assert "after the traceback" in lines

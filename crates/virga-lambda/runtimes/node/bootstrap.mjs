@@ -82,19 +82,71 @@ function toFormatted(error) {
 }
 
 // ---------------------------------------------------------------------------
-// Console: "<ISO time>\t<request id>\t<LEVEL>\t<util.format(...)>" on stdout.
-// Newlines become "\r" so a multi-line message stays one log event (Virga,
-// like the Lambda platform, splits stdout on "\n").
+// Console. Text format (the default): "<ISO time>\t<request id>\t<LEVEL>\t
+// <util.format(...)>" on stdout. Newlines become "\r" so a multi-line message
+// stays one log event (Virga, like the Lambda platform, splits stdout on "\n").
+// JSON format (AWS_LAMBDA_LOG_FORMAT=JSON, LoggingConfig.LogFormat JSON):
+// {"timestamp","level","requestId","message"} per call, as AWS's LogPatch.js.
+// Either way calls below AWS_LAMBDA_LOG_LEVEL are dropped.
 // ---------------------------------------------------------------------------
 
 // AWS keeps the request id under a global symbol; tools such as Powertools read it.
 const REQUEST_ID = Symbol.for('aws.lambda.runtime.requestId');
+let currentTenantId; // of the invocation in progress; in JSON records when set
+
+const jsonLogFormat = (process.env.AWS_LAMBDA_LOG_FORMAT || '').toUpperCase() === 'JSON';
+
+// Errors in a JSON record: errorType (the constructor's name), errorMessage,
+// stackTrace as an array, then the enumerable properties.
+const jsonErrorReplacer = (_key, value) => {
+  if (value instanceof Error) {
+    return Object.assign(
+      {
+        errorType: value?.constructor?.name ?? 'UnknownError',
+        errorMessage: value.message,
+        stackTrace: typeof value.stack === 'string' ? value.stack.split('\n') : value.stack,
+      },
+      value,
+    );
+  }
+  return value;
+};
+
+function formatJsonMessage(requestId, timestamp, level, ...messageParams) {
+  const result = { timestamp, level, requestId };
+  if (currentTenantId) result.tenantId = currentTenantId;
+  if (messageParams.length === 1) {
+    // A single argument is kept as is (an object stays an object).
+    result.message = messageParams[0];
+    try {
+      return JSON.stringify(result, jsonErrorReplacer);
+    } catch {
+      result.message = util.format(result.message); // circular, BigInt...
+      return JSON.stringify(result);
+    }
+  }
+  result.message = util.format(...messageParams);
+  for (const param of messageParams) {
+    if (param instanceof Error) {
+      result.errorType = param?.constructor?.name ?? 'UnknownError';
+      result.errorMessage = param.message;
+      result.stackTrace = typeof param.stack === 'string' ? param.stack.split('\n') : [];
+      break;
+    }
+  }
+  return JSON.stringify(result);
+}
 
 function patchConsole() {
-  const write = (level) => (message, ...params) => {
-    const line = `${new Date().toISOString()}\t${globalThis[REQUEST_ID]}\t${level}\t${util.format(message, ...params)}`;
-    process.stdout.write(line.replace(/\n/g, '\r') + '\n');
-  };
+  const write = jsonLogFormat
+    ? (level) => (message, ...params) => {
+        const line = formatJsonMessage(globalThis[REQUEST_ID], new Date().toISOString(), level, message, ...params);
+        process.stdout.write(line.replace(/\n/g, '\r') + '\n');
+      }
+    : (level) => (message, ...params) => {
+        const line = `${new Date().toISOString()}\t${globalThis[REQUEST_ID]}\t${level}\t${util.format(message, ...params)}`;
+        process.stdout.write(line.replace(/\n/g, '\r') + '\n');
+      };
   const levels = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'];
   const wanted = levels.indexOf((process.env.AWS_LAMBDA_LOG_LEVEL || '').toUpperCase());
   const enabled = (level) => levels.indexOf(level) >= Math.max(wanted, 0);
@@ -108,7 +160,11 @@ function patchConsole() {
   console.fatal = write('FATAL');
 }
 
-const logError = (msg, err) => console.error(msg, toFormatted(intoError(err)));
+// The runtime's own error records ("Invoke Error", "Uncaught Exception"...):
+// the JSON format logs just the error, as AWS does.
+const logError = jsonLogFormat
+  ? (_msg, err) => console.error(intoError(err))
+  : (msg, err) => console.error(msg, toFormatted(intoError(err)));
 
 // ---------------------------------------------------------------------------
 // Runtime API client. node:http rather than fetch: undici's default 300 s
@@ -395,6 +451,7 @@ function runLoop(handler) {
     const { headers, body } = await client.nextInvocation();
     const id = headers['lambda-runtime-aws-request-id'];
     globalThis[REQUEST_ID] = id;
+    currentTenantId = headers['lambda-runtime-aws-tenant-id'];
     const [callback, callbackContext, markCompleted] = buildCallbackContext(id, scheduleNext);
     try {
       errorCallbacks.uncaughtException = (error) => client.postInvocationError(error, id, () => process.exit(129));

@@ -43,6 +43,9 @@ _LAMBDA_WARNING = (
 # every record ("" during init, as on AWS).
 _request_id = ""
 _tenant_id = None
+# LoggingConfig.LogFormat JSON: Virga then sets AWS_LAMBDA_LOG_FORMAT=JSON (and
+# AWS_LAMBDA_LOG_LEVEL). Read once at start-up, as awslambdaric does.
+_JSON_LOG_FORMAT = (os.environ.get("AWS_LAMBDA_LOG_FORMAT") or "").upper() == "JSON"
 
 
 class FaultException(Exception):
@@ -322,10 +325,9 @@ class _LambdaLoggerHandler(logging.Handler):
         try:
             msg = self.format(record)
             # On AWS a logging call becomes one CloudWatch event even if the
-            # message spans lines (e.g. logger.exception); keep it on one line.
-            if "\n" in msg[:-1]:
-                msg = msg[:-1].replace("\n", "\r") + msg[-1]
-            sys.stdout.write(msg)
+            # message spans lines (e.g. logger.exception); keep it on one line,
+            # ended by a newline (a traceback leaves the formatted text without one).
+            sys.stdout.write(msg.rstrip("\n").replace("\n", "\r") + "\n")
         except Exception:
             self.handleError(record)  # a bad format string must not fail the invocation
 
@@ -337,19 +339,83 @@ class _LambdaLoggerFilter(logging.Filter):
         return True
 
 
+# awslambdaric's JSON format: LogRecord attributes that are not copied into
+# a JSON record as extra fields.
+_RESERVED_FIELDS = frozenset((
+    "name", "msg", "args", "levelname", "levelno", "pathname", "filename", "module", "exc_info",
+    "exc_text", "stack_info", "lineno", "funcName", "created", "msecs", "relativeCreated", "thread",
+    "threadName", "processName", "process", "aws_request_id", "tenant_id", "_frame_type",
+))
+
+
+class _JsonFormatter(logging.Formatter):
+    """awslambdaric's JsonFormatter: one JSON object per record, e.g.
+    {"timestamp": "2024-01-01T00:00:00.123Z", "level": "INFO", "message": "hi",
+    "logger": "root", "requestId": "..."}, plus errorType, errorMessage,
+    stackTrace and location for a record with exc_info, tenantId, and any
+    `extra=` fields; None values are left out."""
+
+    def __init__(self):
+        super().__init__(datefmt="%Y-%m-%dT%H:%M:%S")
+        import datetime  # only the JSON format pays for it
+
+        self._datetime = datetime
+        self._encode = json.JSONEncoder(ensure_ascii=False).encode
+
+    def formatTime(self, record, datefmt=None):
+        dt = self._datetime.datetime.fromtimestamp(record.created, tz=self._datetime.timezone.utc)
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+    def format(self, record):
+        # Like awslambdaric: custom levels are rounded down to a standard one.
+        record.levelno = min(50, max(0, record.levelno)) // 10 * 10
+        record.levelname = logging.getLevelName(record.levelno)
+        exc_info = record.exc_info
+        if not exc_info or exc_info[0] is None:
+            exc_info = None  # e.g. logger.exception() outside an except block
+        if exc_info:
+            import traceback
+
+            stack_trace = traceback.format_tb(exc_info[2])
+            location = "%s:%s:%s" % (record.pathname, record.funcName, record.lineno)
+        result = {
+            "timestamp": self.formatTime(record, self.datefmt),
+            "level": record.levelname,
+            "message": record.getMessage(),
+            "logger": record.name,
+            "stackTrace": stack_trace if exc_info else None,
+            "errorType": exc_info[0].__name__ if exc_info else None,
+            "errorMessage": str(exc_info[1]) if exc_info else None,
+            "requestId": getattr(record, "aws_request_id", None),
+            "location": location if exc_info else None,
+        }
+        if getattr(record, "tenant_id", None) is not None:
+            result["tenantId"] = record.tenant_id
+        result.update(
+            (key, value)
+            for key, value in record.__dict__.items()
+            if key not in _RESERVED_FIELDS and key not in result
+        )
+        return self._encode({k: v for k, v in result.items() if v is not None}) + "\n"
+
+
 def _setup_logging():
     logging.Formatter.converter = time.gmtime
     handler = _LambdaLoggerHandler()
-    handler.setFormatter(
-        logging.Formatter(
-            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n",
-            "%Y-%m-%dT%H:%M:%S",
+    if _JSON_LOG_FORMAT:
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter(
+                "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n",
+                "%Y-%m-%dT%H:%M:%S",
+            )
         )
-    )
     handler.addFilter(_LambdaLoggerFilter())
     root = logging.getLogger()
     # Like AWS: only an explicit AWS_LAMBDA_LOG_LEVEL changes the root level
-    # (Python's default, WARNING, stays otherwise); TRACE maps to DEBUG.
+    # (Python's default, WARNING, stays otherwise); TRACE maps to DEBUG, and
+    # WARN and FATAL are logging's own aliases of WARNING and CRITICAL.
     level = os.environ.get("AWS_LAMBDA_LOG_LEVEL")
     level = {None: "", "TRACE": "DEBUG"}.get(level, level).upper()
     if level in logging._nameToLevel:
@@ -358,7 +424,18 @@ def _setup_logging():
 
 
 def _log_error(error_result):
-    """Print an error record the way awslambdaric's text format does."""
+    """Print an error record the way awslambdaric does: in the text format a
+    "[ERROR] Type: message" line with the traceback, in the JSON format
+    {"timestamp", "level": "ERROR", "errorMessage", "errorType", "requestId",
+    "stackTrace"} (its timestamp has whole seconds and no "Z", as there)."""
+    if _JSON_LOG_FORMAT:
+        record = {
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()),
+            "level": "ERROR",
+        }
+        record.update(error_result)
+        sys.stdout.write(to_json(record) + "\n")
+        return
     description = "[ERROR]"
     if error_result["errorType"]:
         description += " " + error_result["errorType"]
