@@ -217,3 +217,41 @@ def test_node_json_unhandled_error_record(lam, deploy, logs):
     assert isinstance(err["stackTrace"], list), err
     assert err["stackTrace"][0] == "TypeError: failed n2", err
     assert not any("Invoke Error" in m for m in msgs), msgs
+
+
+# ---------------------------------------------------------------------------
+# Platform records
+# ---------------------------------------------------------------------------
+def test_json_format_platform_records(lam, deploy, logs):
+    """With LogFormat JSON the platform lines are AWS's platform.* records too:
+    initStart on a cold start, start, runtimeDone and report with its metrics."""
+    name = deploy(zip_bytes=python_zip(PY_LOGGER), LoggingConfig=JSON_LOGS)
+    resp, _ = invoke(lam, name, {"tag": "p1"})
+    rid = request_id(resp)
+
+    def platform(m):
+        recs = []
+        for line in m:
+            try:
+                v = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(v, dict) and str(v.get("type", "")).startswith("platform."):
+                recs.append(v)
+        return recs if any(r["type"] == "platform.report" for r in recs) else []
+
+    recs = platform(wait_log_lines(logs, f"/aws/lambda/{name}", platform))
+    assert [r["type"] for r in recs] == [
+        "platform.initStart", "platform.start", "platform.runtimeDone", "platform.report"]
+    init, start, done, report = recs
+    assert init["record"]["functionName"] == name and init["record"]["phase"] == "init"
+    assert start["record"] == {"requestId": rid, "version": "$LATEST"}
+    assert done["record"] == {"requestId": rid, "status": "success"}
+    metrics = report["record"]["metrics"]
+    assert report["record"]["requestId"] == rid and report["record"]["status"] == "success"
+    assert metrics["memorySizeMB"] == 128 and metrics["billedDurationMs"] >= 1
+    assert metrics["maxMemoryUsedMB"] > 0 and "initDurationMs" in metrics
+    assert all(ISO_MS_RE.match(r["time"]) for r in recs), recs
+    # No text platform lines alongside.
+    assert not any(line.startswith(("START RequestId", "REPORT RequestId"))
+                   for line in wait_log_lines(logs, f"/aws/lambda/{name}", lambda m: m))

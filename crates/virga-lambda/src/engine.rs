@@ -882,7 +882,13 @@ impl Engine {
             };
             events.push((
                 now_ms(),
-                format!("START RequestId: {id} Version: {}", spec.version),
+                platform_line(
+                    spec.log_format.is_some(),
+                    now_ms(),
+                    "platform.start",
+                    format!("START RequestId: {id} Version: {}", spec.version),
+                    json!({"requestId": id, "version": spec.version}),
+                ),
             ));
             if let Some(m) = outcome_line(&outcome) {
                 events.push((now_ms(), m));
@@ -893,7 +899,13 @@ impl Engine {
         events.extend(init_lines);
         events.push((
             now_ms(),
-            format!("START RequestId: {id} Version: {}", spec.version),
+            platform_line(
+                spec.log_format.is_some(),
+                now_ms(),
+                "platform.start",
+                format!("START RequestId: {id} Version: {}", spec.version),
+                json!({"requestId": id, "version": spec.version}),
+            ),
         ));
         let deadline = started + Duration::from_millis(spec.timeout_ms);
         // (The first check after 100 ms: most invocations are over by then, and reading
@@ -971,7 +983,22 @@ impl Engine {
         let now = self.clock.now_millis();
         env.note_peak();
         let max_used = env.peak_kib.load(Ordering::Relaxed).div_ceil(1024);
-        events.push((now, format!("END RequestId: {id}")));
+        let json_format = spec.log_format.is_some();
+        let status = match outcome.error.as_deref() {
+            None => "success",
+            Some("Sandbox.Timedout") => "timeout",
+            Some(_) => "error",
+        };
+        events.push((
+            now,
+            platform_line(
+                json_format,
+                now,
+                "platform.runtimeDone",
+                format!("END RequestId: {id}"),
+                json!({"requestId": id, "status": status}),
+            ),
+        ));
         let mut report = format!(
             "REPORT RequestId: {id}\tDuration: {duration_ms:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB\tMax Memory Used: {max_used} MB\t",
             duration_ms.ceil().max(1.0) as u64,
@@ -983,6 +1010,22 @@ impl Engine {
         if outcome.error.as_deref() == Some("Sandbox.Timedout") {
             report.push_str("Status: timeout");
         }
+        let mut metrics = json!({
+            "durationMs": (duration_ms * 100.0).round() / 100.0,
+            "billedDurationMs": duration_ms.ceil().max(1.0) as u64,
+            "memorySizeMB": spec.memory_mb,
+            "maxMemoryUsedMB": max_used,
+        });
+        if let Some(i) = init_ms {
+            metrics["initDurationMs"] = json!((i * 100.0).round() / 100.0);
+        }
+        let report = platform_line(
+            json_format,
+            now,
+            "platform.report",
+            report,
+            json!({"requestId": id, "metrics": metrics, "status": status}),
+        );
         events.push((now, report));
         if req.log_tail {
             let mut text = String::new();
@@ -1006,6 +1049,22 @@ impl Engine {
         }
         outcome
     }
+}
+
+/// A platform log line (INIT_START, START, END, REPORT): its text form, or with
+/// LogFormat JSON the `platform.*` record AWS writes instead.
+fn platform_line(
+    json_format: bool,
+    now_ms: i64,
+    kind: &str,
+    text: String,
+    record: serde_json::Value,
+) -> String {
+    if !json_format {
+        return text;
+    }
+    let time = virga_protocol::time_fmt::iso8601(now_ms as f64 / 1000.0);
+    json!({"time": time, "type": kind, "record": record}).to_string()
 }
 
 /// The log line AWS writes for a failure Virga detects itself.
@@ -1260,12 +1319,26 @@ async fn start_env(
         buf: Mutex::new(LogBuf::default()),
     });
     if let Ok(mut b) = log.buf.lock() {
+        let now = clock.now_millis();
+        let (version, arn) = (
+            runtime_version(&spec.runtime),
+            runtime_version_arn(&spec.region, &spec.runtime),
+        );
         b.lines.push((
-            clock.now_millis(),
-            format!(
-                "INIT_START Runtime Version: {}\tRuntime Version ARN: {}",
-                runtime_version(&spec.runtime),
-                runtime_version_arn(&spec.region, &spec.runtime)
+            now,
+            platform_line(
+                spec.log_format.is_some(),
+                now,
+                "platform.initStart",
+                format!("INIT_START Runtime Version: {version}\tRuntime Version ARN: {arn}"),
+                json!({
+                    "initializationType": "on-demand",
+                    "phase": "init",
+                    "runtimeVersion": version,
+                    "runtimeVersionArn": arn,
+                    "functionName": spec.name,
+                    "functionVersion": spec.version,
+                }),
             ),
         ));
         if let Some(n) = note {
