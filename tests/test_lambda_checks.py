@@ -9,7 +9,8 @@ import json
 import pytest
 
 from test_lambda_util import (  # noqa: F401  (fixtures)
-    create_function, deploy, function_arn, invoke, lam, lambda_error, lambda_session_client,
+    create_function, deploy, function_arn, invoke, lam, lam_unchecked, lambda_error,
+    lambda_session_client,
     make_queue, python_zip, queue_depth, sqs, wait_for,
 )
 from virga_testlib import unique_name
@@ -190,3 +191,28 @@ def test_logged_traceback_is_one_event_and_the_next_print_another(lam, deploy, v
     assert "Traceback (most recent call last):" in failed[0]
     assert failed[0].rstrip().endswith("ZeroDivisionError: division by zero")
     assert "after the traceback" in lines
+
+
+@pytest.mark.parametrize("field,kwargs", [
+    ("handler", {"handler": "a b.c"}),
+    ("environment.variables", {"Environment": {"Variables": {"X": "single-letter name"}}}),
+    ("environment.variables", {"Environment": {"Variables": {"BAD-NAME": "v"}}}),
+])
+def test_model_patterns_are_checked(lam_unchecked, field, kwargs):
+    with lambda_error("ValidationException", 400) as e:
+        create_function(lam_unchecked, wait=False, **kwargs)
+    assert f"at '{field}' failed to satisfy constraint" in e.value.response["Error"]["Message"]
+    assert "regular expression pattern" in e.value.response["Error"]["Message"]
+
+
+def test_all_digit_alias_name_is_refused(lam, deploy):
+    name = deploy()
+    with lambda_error("ValidationException", 400):
+        lam.create_alias(FunctionName=name, Name="123", FunctionVersion="$LATEST")
+
+
+def test_statement_id_pattern(lam, deploy):
+    name = deploy()
+    with lambda_error("ValidationException", 400):
+        lam.add_permission(FunctionName=name, StatementId="bad sid!", Action="lambda:InvokeFunction",
+                           Principal="s3.amazonaws.com")

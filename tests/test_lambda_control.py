@@ -328,10 +328,10 @@ def test_update_function_configuration(lam, fn):
     name = fn[0]
     before = lam.get_function_configuration(FunctionName=name)
     resp = lam.update_function_configuration(
-        FunctionName=name, Environment={"Variables": {"A": "1", "B": "two"}}, Timeout=42,
+        FunctionName=name, Environment={"Variables": {"VAR_A": "1", "VAR_B": "two"}}, Timeout=42,
         MemorySize=512, Handler="lambda_function.other_handler", Description="updated")
     assert status_of(resp) == 200
-    assert resp["Environment"]["Variables"] == {"A": "1", "B": "two"}
+    assert resp["Environment"]["Variables"] == {"VAR_A": "1", "VAR_B": "two"}
     assert (resp["Timeout"], resp["MemorySize"]) == (42, 512)
     assert resp["Handler"] == "lambda_function.other_handler"
     assert resp["Description"] == "updated"
@@ -340,7 +340,7 @@ def test_update_function_configuration(lam, fn):
     wait_updated(lam, name)
     cfg = lam.get_function_configuration(FunctionName=name)
     assert cfg["LastUpdateStatus"] == "Successful"
-    assert cfg["Environment"]["Variables"] == {"A": "1", "B": "two"}
+    assert cfg["Environment"]["Variables"] == {"VAR_A": "1", "VAR_B": "two"}
     assert (cfg["Timeout"], cfg["MemorySize"], cfg["Description"]) == (42, 512, "updated")
     assert cfg["Handler"] == "lambda_function.other_handler"
     # Fields left out keep their values.
@@ -348,7 +348,7 @@ def test_update_function_configuration(lam, fn):
     wait_updated(lam, name)
     cfg = lam.get_function_configuration(FunctionName=name)
     assert (cfg["Timeout"], cfg["MemorySize"], cfg["Description"]) == (7, 512, "updated")
-    assert cfg["Environment"]["Variables"] == {"A": "1", "B": "two"}
+    assert cfg["Environment"]["Variables"] == {"VAR_A": "1", "VAR_B": "two"}
 
 
 def test_update_missing_function_is_404(lam):

@@ -135,8 +135,8 @@ def test_queued_event_invocation_survives_kill(start_server, tmp_path):
         "import boto3, os, time, uuid\n"
         "def handler(e, c):\n"
         "    time.sleep(e['sleep'])\n"
-        "    boto3.client('s3').put_object(Bucket=os.environ['B'], Key=str(uuid.uuid4()), Body=b'x')\n"
-    ), Environment={"Variables": {"B": bucket}}, Timeout=30)
+        "    boto3.client('s3').put_object(Bucket=os.environ['BUCKET'], Key=str(uuid.uuid4()), Body=b'x')\n"
+    ), Environment={"Variables": {"BUCKET": bucket}}, Timeout=30)
     r = lam.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps({"sleep": 2}))
     assert r["StatusCode"] == 202
     time.sleep(0.5)

@@ -542,11 +542,11 @@ def test_matching_writes_record_s3_event_notifications(s3, bucket, virga_server)
         z.writestr("lambda_function.py", (
             "import boto3, json, os\n"
             "def handler(event, context):\n"
-            "    boto3.client('sqs').send_message(QueueUrl=os.environ['Q'], MessageBody=json.dumps(event))\n"))
+            "    boto3.client('sqs').send_message(QueueUrl=os.environ['QUEUE_URL'], MessageBody=json.dumps(event))\n"))
     function_arn = lam.create_function(
         FunctionName=f"{bucket}-f", Runtime="python3.12", Role="arn:aws:iam::000000000000:role/r",
         Handler="lambda_function.handler", Code={"ZipFile": code.getvalue()},
-        Environment={"Variables": {"Q": queue_url}})["FunctionArn"]
+        Environment={"Variables": {"QUEUE_URL": queue_url}})["FunctionArn"]
     s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
         "LambdaFunctionConfigurations": [{
             "Id": "uploads", "LambdaFunctionArn": function_arn, "Events": ["s3:ObjectCreated:*"],

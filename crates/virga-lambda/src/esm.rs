@@ -202,7 +202,7 @@ pub async fn create(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
     c.insert("MaximumBatchingWindowInSeconds".into(), json!(0));
     c.insert("EventSourceArn".into(), json!(arn));
     c.insert("FunctionArn".into(), json!(function_arn));
-    c.insert("LastModified".into(), json!(l.clock.now_secs_f64()));
+    c.insert("LastModified".into(), json!(crate::now_secs(&l.clock)));
     c.insert("StateTransitionReason".into(), json!("USER_INITIATED"));
     c.insert("FunctionResponseTypes".into(), json!([]));
     c.insert(
@@ -292,7 +292,7 @@ pub fn update(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
         );
     }
     m.config
-        .insert("LastModified".into(), json!(l.clock.now_secs_f64()));
+        .insert("LastModified".into(), json!(crate::now_secs(&l.clock)));
     save(l, &uuid, &m)?;
     // A running poller re-reads the mapping every round, so it only needs starting
     // or stopping (two pollers of one mapping would process its records twice).

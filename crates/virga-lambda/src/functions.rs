@@ -1018,6 +1018,10 @@ fn check_alias_target(
 pub fn create_alias(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
     let name = unqualified(s(i, "FunctionName").unwrap_or(""))?;
     let alias = s(i, "Name").unwrap_or("").to_string();
+    if !alias.is_empty() && alias.bytes().all(|b| b.is_ascii_digit()) {
+        // The model's pattern says so with a look-ahead, which the validator skips.
+        return Err(err(400, "ValidationException", format!("1 validation error detected: Value '{alias}' at 'name' failed to satisfy constraint: Member must satisfy regular expression pattern: (?!^[0-9]+$)([a-zA-Z0-9-_]+)")));
+    }
     let version = s(i, "FunctionVersion").unwrap_or("$LATEST").to_string();
     l.store.transact(|t| {
         load(&*t, region, &name)?;
@@ -1375,7 +1379,7 @@ pub fn put_event_invoke_config(
     if let Some(d) = i.get("DestinationConfig") {
         check_destination(d)?;
     }
-    let now = l.clock.now_secs_f64();
+    let now = crate::now_secs(&l.clock);
     l.store.transact(|t| {
         let mut f = load_for_invoke_config(&*t, region, &name)?;
         check_qualifier(&*t, region, &name, q.as_deref())?;

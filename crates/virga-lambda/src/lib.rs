@@ -36,7 +36,8 @@ use virga_core::{AwsError, AwsResult, Body, BoxFuture, Clock, RequestContext};
 use virga_protocol::{rest_json, RestRequest, ServiceModel};
 use virga_store::{BlobStore, KvStore};
 
-static MODEL: ServiceModel = ServiceModel::new(include_str!("../../../models/lambda.json"));
+static MODEL: ServiceModel =
+    ServiceModel::with_patterns(include_str!("../../../models/lambda.json"));
 
 pub type Input = Map<String, Value>;
 pub type Output = Map<String, Value>;
@@ -91,6 +92,12 @@ pub(crate) fn obj(v: Value) -> Output {
         Value::Object(m) => m,
         _ => Map::new(),
     }
+}
+
+/// Now, in epoch seconds with millisecond precision (the API's timestamp members: a
+/// value with more digits parses differently depending on its path through clients).
+pub(crate) fn now_secs(clock: &Clock) -> f64 {
+    clock.now_millis() as f64 / 1000.0
 }
 
 /// AWS's timestamp form for LastModified: `2024-01-02T03:04:05.678+0000`.

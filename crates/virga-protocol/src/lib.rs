@@ -25,6 +25,7 @@ pub use rest::{RestRequest, RestRouter};
 /// A service's model, parsed on first use, with its compiled REST routes.
 pub struct ServiceModel {
     source: &'static str,
+    patterns: bool,
     parsed: OnceLock<Result<(Model, RestRouter), String>>,
 }
 
@@ -32,6 +33,16 @@ impl ServiceModel {
     pub const fn new(source: &'static str) -> ServiceModel {
         ServiceModel {
             source,
+            patterns: false,
+            parsed: OnceLock::new(),
+        }
+    }
+
+    /// A model whose inputs are also checked against the string patterns it declares.
+    pub const fn with_patterns(source: &'static str) -> ServiceModel {
+        ServiceModel {
+            source,
+            patterns: true,
             parsed: OnceLock::new(),
         }
     }
@@ -39,7 +50,8 @@ impl ServiceModel {
     fn get(&self) -> Result<&(Model, RestRouter), virga_core::AwsError> {
         self.parsed
             .get_or_init(|| {
-                let m = Model::parse(self.source)?;
+                let mut m = Model::parse(self.source)?;
+                m.check_patterns = self.patterns;
                 let r = RestRouter::new(&m);
                 Ok((m, r))
             })

@@ -10,6 +10,10 @@ pub struct Model {
     pub metadata: Metadata,
     pub operations: HashMap<String, Operation>,
     pub shapes: HashMap<String, Shape>,
+    /// Whether validation checks string patterns (services opt in as they are
+    /// tested against them).
+    #[serde(skip)]
+    pub check_patterns: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,6 +104,27 @@ pub struct Shape {
     pub exception: bool,
     #[serde(default)]
     pub error: Option<ErrorInfo>,
+    /// A string's regular expression (the whole value must match it).
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// `pattern` compiled on first use; None when the regex crate cannot express it
+    /// (look-arounds), and then it is not checked.
+    #[serde(skip)]
+    compiled: std::sync::OnceLock<Option<regex::Regex>>,
+}
+
+impl Shape {
+    /// Whether `s` satisfies the shape's pattern (true when it has none, or one that
+    /// cannot be compiled).
+    pub fn pattern_matches(&self, s: &str) -> bool {
+        let Some(p) = &self.pattern else {
+            return true;
+        };
+        self.compiled
+            .get_or_init(|| regex::Regex::new(&format!("^(?:{p})$")).ok())
+            .as_ref()
+            .is_none_or(|r| r.is_match(s))
+    }
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]

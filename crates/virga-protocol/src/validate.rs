@@ -68,6 +68,12 @@ pub fn check(model: &Model, shape: &Shape, value: &Value, path: &str, errors: &m
                     shape.enum_values.join(", ")
                 ));
             }
+            if model.check_patterns && !shape.pattern_matches(s) {
+                errors.push(format!(
+                    "Value '{s}' at '{path}' failed to satisfy constraint: Member must satisfy regular expression pattern: {}",
+                    shape.pattern.as_deref().unwrap_or("")
+                ));
+            }
         }
         (ShapeKind::List, Value::Array(items)) => {
             length(shape, items.len() as f64, value, path, errors);
@@ -79,6 +85,16 @@ pub fn check(model: &Model, shape: &Shape, value: &Value, path: &str, errors: &m
         }
         (ShapeKind::Map, Value::Object(obj)) => {
             length(shape, obj.len() as f64, value, path, errors);
+            let key_shape = shape.key.as_ref().and_then(|m| model.shape(&m.shape));
+            if let Some(ks) = key_shape.filter(|_| model.check_patterns) {
+                // AWS names no key (environment variables may be secret), once per map.
+                if obj.keys().any(|k| !ks.pattern_matches(k)) {
+                    errors.push(format!(
+                        "Value at '{path}' failed to satisfy constraint: Map keys must satisfy constraint: [Member must satisfy regular expression pattern: {}]",
+                        ks.pattern.as_deref().unwrap_or("")
+                    ));
+                }
+            }
             if let Some(vs) = shape.value.as_ref().and_then(|m| model.shape(&m.shape)) {
                 for (k, v) in obj {
                     check(model, vs, v, &format!("{path}.{k}"), errors);
