@@ -285,12 +285,19 @@ pub fn update(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
     }
     check_batch(source, &m.config)?;
     filters(&m.config)?;
+    let was = m.config["State"].clone();
     if let Some(e) = i.get("Enabled").and_then(Value::as_bool) {
         m.config.insert(
             "State".into(),
             json!(if e { "Enabled" } else { "Disabled" }),
         );
     }
+    // The answer shows the transition under way, as AWS's does.
+    let answer_state = match (was.as_str(), m.config["State"].as_str()) {
+        (Some("Disabled"), Some("Enabled")) => "Enabling",
+        (Some("Enabled"), Some("Disabled")) => "Disabling",
+        _ => "Updating",
+    };
     m.config
         .insert("LastModified".into(), json!(crate::now_secs(&l.clock)));
     save(l, &uuid, &m)?;
@@ -305,7 +312,7 @@ pub fn update(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
         stop_poller(l, &uuid);
     }
     let mut out = m.config;
-    out.insert("State".into(), json!("Updating"));
+    out.insert("State".into(), json!(answer_state));
     Ok(out)
 }
 
