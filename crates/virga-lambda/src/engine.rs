@@ -880,16 +880,7 @@ impl Engine {
                     ),
                 },
             };
-            events.push((
-                now_ms(),
-                platform_line(
-                    spec.log_format.is_some(),
-                    now_ms(),
-                    "platform.start",
-                    format!("START RequestId: {id} Version: {}", spec.version),
-                    json!({"requestId": id, "version": spec.version}),
-                ),
-            ));
+            events.push(start_line(spec, &id, now_ms()));
             if let Some(m) = outcome_line(&outcome) {
                 events.push((now_ms(), m));
             }
@@ -897,16 +888,7 @@ impl Engine {
             return Some((outcome, false));
         };
         events.extend(init_lines);
-        events.push((
-            now_ms(),
-            platform_line(
-                spec.log_format.is_some(),
-                now_ms(),
-                "platform.start",
-                format!("START RequestId: {id} Version: {}", spec.version),
-                json!({"requestId": id, "version": spec.version}),
-            ),
-        ));
+        events.push(start_line(spec, &id, now_ms()));
         let deadline = started + Duration::from_millis(spec.timeout_ms);
         // (The first check after 100 ms: most invocations are over by then, and reading
         // /proc costs more than the rest of a warm invocation's bookkeeping.)
@@ -1065,6 +1047,18 @@ fn platform_line(
     }
     let time = virga_protocol::time_fmt::iso8601(now_ms as f64 / 1000.0);
     json!({"time": time, "type": kind, "record": record}).to_string()
+}
+
+/// The START line of an invocation.
+fn start_line(spec: &Spec, id: &str, now_ms: i64) -> (i64, String) {
+    let line = platform_line(
+        spec.log_format.is_some(),
+        now_ms,
+        "platform.start",
+        format!("START RequestId: {id} Version: {}", spec.version),
+        json!({"requestId": id, "version": spec.version}),
+    );
+    (now_ms, line)
 }
 
 /// The log line AWS writes for a failure Virga detects itself.

@@ -1253,21 +1253,21 @@ pub fn get_policy(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
 // Concurrency
 // ---------------------------------------------------------------------------------
 
+/// Every function of a region.
+fn region_functions(r: &dyn KvRead, region: &str) -> AwsResult<Vec<Function>> {
+    let prefix = KeyBuf::new().str(region).into_vec();
+    state::scan_prefix(r, state::FUNCTIONS, &prefix, None, usize::MAX)?
+        .into_iter()
+        .map(|(_, v)| dec(&v))
+        .collect()
+}
+
 fn reserved_total(r: &dyn KvRead, region: &str, except: &str) -> AwsResult<i64> {
-    let mut total = 0;
-    for (_, v) in state::scan_prefix(
-        r,
-        state::FUNCTIONS,
-        &KeyBuf::new().str(region).into_vec(),
-        None,
-        usize::MAX,
-    )? {
-        let f: Function = dec(&v)?;
-        if f.config["FunctionName"] != except {
-            total += f.reserved.unwrap_or(0);
-        }
-    }
-    Ok(total)
+    Ok(region_functions(r, region)?
+        .iter()
+        .filter(|f| f.config["FunctionName"] != except)
+        .map(|f| f.reserved.unwrap_or(0))
+        .sum())
 }
 
 pub fn put_concurrency(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
@@ -1309,20 +1309,9 @@ pub fn delete_concurrency(l: &Lambda, region: &str, i: &Input) -> AwsResult<Outp
 
 pub fn account_settings(l: &Lambda, region: &str) -> AwsResult<Output> {
     let (count, size, reserved) = l.store.read(|r| {
-        let mut count = 0;
-        let mut size = 0;
-        for (_, v) in state::scan_prefix(
-            r,
-            state::FUNCTIONS,
-            &KeyBuf::new().str(region).into_vec(),
-            None,
-            usize::MAX,
-        )? {
-            let f: Function = dec(&v)?;
-            count += 1;
-            size += f.code.size;
-        }
-        Ok((count, size, reserved_total(r, region, "")?))
+        let all = region_functions(r, region)?;
+        let size: i64 = all.iter().map(|f| f.code.size).sum();
+        Ok((all.len(), size, reserved_total(r, region, "")?))
     })?;
     Ok(crate::obj(json!({
         "AccountLimit": {
