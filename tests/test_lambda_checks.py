@@ -216,3 +216,23 @@ def test_statement_id_pattern(lam, deploy):
     with lambda_error("ValidationException", 400):
         lam.add_permission(FunctionName=name, StatementId="bad sid!", Action="lambda:InvokeFunction",
                            Principal="s3.amazonaws.com")
+
+
+@pytest.mark.parametrize("tags", [
+    {"": "empty key"},
+    {"k" * 129: "long key"},
+    {"aws:reserved": "x"},
+    {"key": "v" * 257},
+])
+def test_tag_rules(lam, deploy, tags):
+    name = deploy()
+    with lambda_error("InvalidParameterValueException", 400):
+        lam.tag_resource(Resource=function_arn(name), Tags=tags)
+    assert lam.list_tags(Resource=function_arn(name))["Tags"] == {}
+
+
+def test_master_region_lists_edge_replicas_only(lam, deploy):
+    deploy()
+    assert lam.list_functions(MasterRegion="us-east-1", FunctionVersion="ALL")["Functions"] == []
+    with lambda_error("InvalidParameterValueException", 400):
+        lam.list_functions(MasterRegion="us-east-1")

@@ -480,11 +480,8 @@ pub async fn create(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
         ));
     }
     check_config(i)?;
-    if i.get("Tags")
-        .and_then(Value::as_object)
-        .is_some_and(|t| t.len() > 50)
-    {
-        return Err(invalid("Number of tags exceeds resource tag limit."));
+    if let Some(tags) = i.get("Tags").and_then(Value::as_object) {
+        check_tags(tags, tags.len())?;
     }
     // Cheap conflict check before fetching and storing the code.
     if l.store
@@ -868,6 +865,17 @@ pub fn list(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
         .clamp(1, 10_000) as usize;
     let marker = s(i, "Marker").map(str::to_string);
     let all_versions = s(i, "FunctionVersion") == Some("ALL");
+    if s(i, "MasterRegion").is_some() {
+        // MasterRegion lists Lambda@Edge replicas, which Virga never has.
+        if !all_versions {
+            return Err(invalid(
+                "FunctionVersion must be set to ALL when MasterRegion is specified.",
+            ));
+        }
+        let mut out = Map::new();
+        out.insert("Functions".into(), json!([]));
+        return Ok(out);
+    }
     let prefix = KeyBuf::new().str(region).into_vec();
     let after = marker.as_deref().map(|m| state::fn_key(region, m));
     let (items, next) = l.store.read(|r| {
@@ -1474,6 +1482,33 @@ pub fn invoke_config(r: &Resolved) -> Option<Map<String, Value>> {
 // Tags
 // ---------------------------------------------------------------------------------
 
+/// AWS's tag rules: at most 50 on a resource (`total`), keys of 1 to 128 characters
+/// outside the reserved `aws:` prefix, values of at most 256.
+fn check_tags(tags: &Map<String, Value>, total: usize) -> AwsResult<()> {
+    if total > 50 {
+        return Err(invalid("Number of tags exceeds resource tag limit."));
+    }
+    for (k, v) in tags {
+        let len = k.chars().count();
+        if len == 0 || len > 128 {
+            return Err(invalid(format!(
+                "Tag key must be between 1 and 128 characters: {k}"
+            )));
+        }
+        if k.to_ascii_lowercase().starts_with("aws:") {
+            return Err(invalid(format!(
+                "Tag keys starting with 'aws:' are reserved for AWS use: {k}"
+            )));
+        }
+        if v.as_str().is_some_and(|v| v.chars().count() > 256) {
+            return Err(invalid(format!(
+                "Tag value must be at most 256 characters, for key {k}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn tagged_function(resource: &str) -> AwsResult<(String, String)> {
     let p: Vec<&str> = resource.split(':').collect();
     match p.as_slice() {
@@ -1492,9 +1527,7 @@ pub fn tag(l: &Lambda, _region: &str, i: &Input) -> AwsResult<Output> {
             for (k, v) in tags {
                 f.tags.insert(k.clone(), v.clone());
             }
-        }
-        if f.tags.len() > 50 {
-            return Err(invalid("Number of tags exceeds resource tag limit."));
+            check_tags(tags, f.tags.len())?;
         }
         Ok(())
     })?;
