@@ -237,3 +237,13 @@ def test_master_region_lists_edge_replicas_only(lam, deploy):
     assert lam.list_functions(MasterRegion="us-east-1", FunctionVersion="ALL")["Functions"] == []
     with lambda_error("InvalidParameterValueException", 400):
         lam.list_functions(MasterRegion="us-east-1")
+
+
+def test_code_from_a_missing_s3_object(lam, virga_server):
+    s3 = virga_server.client("s3")
+    bucket = unique_name("code")
+    s3.create_bucket(Bucket=bucket)
+    with lambda_error("InvalidParameterValueException", 400,
+                      "Error occurred while GetObject. S3 Error Code: NoSuchKey. "
+                      "S3 Error Message: The specified key does not exist."):
+        create_function(lam, code={"S3Bucket": bucket, "S3Key": "missing.zip"}, wait=False)

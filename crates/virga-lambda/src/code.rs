@@ -117,13 +117,12 @@ async fn s3_object(
         .map_err(|e| AwsError::internal(e.to_string()))?
         .to_bytes();
     if status != 200 {
-        let text = String::from_utf8_lossy(&body);
+        let doc = virga_protocol::xml::parse(&body).ok();
         let tag = |t: &str| {
-            text.split(&format!("<{t}>"))
-                .nth(1)
-                .and_then(|r| r.split(&format!("</{t}>")).next())
-                .unwrap_or("")
-                .to_string()
+            doc.as_ref()
+                .and_then(|d| d.child(t))
+                .map(|c| c.text.clone())
+                .unwrap_or_default()
         };
         return Err(invalid(format!(
             "Error occurred while GetObject. S3 Error Code: {}. S3 Error Message: {}",

@@ -559,7 +559,10 @@ impl Pool {
 pub struct Engine {
     rt: ManuallyDrop<tokio::runtime::Runtime>,
     runtime_dir: PathBuf,
-    sandbox: Sandbox,
+    /// Probed when the first runtime starts (a fork and two mounts Virga's start-up
+    /// need not pay for).
+    sandbox: std::sync::OnceLock<Sandbox>,
+    work_dir: PathBuf,
     clock: Arc<Clock>,
     logs: Arc<virga_logs::Logs>,
     pools: Mutex<HashMap<String, Arc<Pool>>>,
@@ -616,7 +619,8 @@ impl Engine {
         let engine = Engine {
             rt: ManuallyDrop::new(rt),
             runtime_dir,
-            sandbox: Sandbox::probe(work_dir),
+            sandbox: std::sync::OnceLock::new(),
+            work_dir: work_dir.to_path_buf(),
             clock,
             logs,
             pools: Mutex::new(HashMap::new()),
@@ -804,7 +808,10 @@ impl Engine {
         let spec = spec.clone();
         let runtime_dir = self.runtime_dir.clone();
         let clock = self.clock.clone();
-        let sandbox = self.sandbox.clone();
+        let sandbox = self
+            .sandbox
+            .get_or_init(|| Sandbox::probe(&self.work_dir))
+            .clone();
         let started = self
             .rt
             .spawn(async move { start_env(&spec, &runtime_dir, &sandbox, &clock).await })

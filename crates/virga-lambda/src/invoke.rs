@@ -12,7 +12,6 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 use std::ops::Bound;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use virga_core::events::Event;
@@ -28,21 +27,6 @@ const DEFAULT_MAX_AGE_SECS: i64 = 6 * 3600;
 const LEASE_MS: i64 = 16 * 60 * 1000;
 /// How many asynchronous invocations run at once.
 const ASYNC_WORKERS: usize = 32;
-
-static SEQ: AtomicU64 = AtomicU64::new(0);
-
-fn next_seq(now_ms: i64) -> u64 {
-    // Unique and increasing across restarts: milliseconds since the epoch times 1000.
-    let base = (now_ms.max(0) as u64) * 1000;
-    let mut cur = SEQ.load(Ordering::Relaxed);
-    loop {
-        let next = cur.max(base) + 1;
-        match SEQ.compare_exchange(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => return next,
-            Err(c) => cur = c,
-        }
-    }
-}
 
 /// Checks that a function at a qualifier may be invoked.
 fn check_runnable(r: &Resolved) -> AwsResult<()> {
@@ -248,7 +232,7 @@ pub fn enqueue(
     request_id: String,
 ) -> AwsResult<()> {
     let now = l.clock.now_millis();
-    let seq = next_seq(now);
+    let seq = virga_store::write_order();
     let job = AsyncInvocation {
         region: region.to_string(),
         function: function.to_string(),

@@ -1200,18 +1200,7 @@ struct HttpDelivery {
 
 /// A key that sorts outbox records in the order they were written, across restarts.
 fn outbox_key() -> Vec<u8> {
-    static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64);
-    let seq = LAST
-        .fetch_update(
-            std::sync::atomic::Ordering::SeqCst,
-            std::sync::atomic::Ordering::SeqCst,
-            |last| Some(now.max(last + 1)),
-        )
-        .map_or(now, |last| now.max(last + 1));
-    KeyBuf::new().u64(seq).into_vec()
+    KeyBuf::new().u64(virga_store::write_order()).into_vec()
 }
 
 fn queue_http_deliveries(sns: &Sns, deliveries: Vec<HttpDelivery>) -> AwsResult<()> {

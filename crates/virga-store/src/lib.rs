@@ -91,6 +91,23 @@ impl dyn KvStore + '_ {
     }
 }
 
+/// A number that grows with every call and across restarts (microseconds since the
+/// epoch, bumped past the last one handed out): keys that sort rows of a durable queue
+/// or outbox in the order they were written.
+pub fn write_order() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
+    let prev = LAST
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+            Some(now.max(last + 1))
+        })
+        .unwrap_or(now);
+    now.max(prev + 1)
+}
+
 /// Every row whose key starts with `prefix`.
 pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut end = prefix.to_vec();
