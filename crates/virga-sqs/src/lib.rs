@@ -231,15 +231,16 @@ impl Sqs {
         }
     }
 
-    async fn serve(&self, ctx: RequestContext, req: http::Request<Body>) -> Response<Body> {
-        let (parts, body) = req.into_parts();
-        // Only the URI is needed later; the headers are not kept while a receive waits.
-        let http::request::Parts { uri, headers, .. } = parts;
-        let target = headers
-            .get("x-amz-target")
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.to_string());
-        drop(headers);
+    /// Serves one request. A long poll parks in here for up to 20 s, so what it holds
+    /// is kept small: no headers, no request bytes once parsed, and each stage boxed
+    /// so that no future also carries the largest of its siblings.
+    async fn serve(
+        &self,
+        ctx: RequestContext,
+        target: Option<String>,
+        uri: http::Uri,
+        body: Body,
+    ) -> Response<Body> {
         let bytes = match http_body_util::Limited::new(body, MAX_REQUEST)
             .collect()
             .await
@@ -258,16 +259,17 @@ impl Sqs {
             }
         };
         match target {
-            Some(t) => self.serve_json(&ctx, &t, &bytes).await,
+            Some(t) => Box::pin(self.serve_json(&ctx, &t, bytes)).await,
             None => {
                 let mut params = query::parse_form(uri.query().unwrap_or("").as_bytes());
                 params.extend(query::parse_form(&bytes));
-                self.serve_query(&ctx, &uri, params).await
+                drop(bytes);
+                Box::pin(self.serve_query(&ctx, &uri, params)).await
             }
         }
     }
 
-    async fn serve_json(&self, ctx: &RequestContext, target: &str, body: &Bytes) -> Response<Body> {
+    async fn serve_json(&self, ctx: &RequestContext, target: &str, body: Bytes) -> Response<Body> {
         let result = async {
             let model = MODEL.model()?;
             let op = json::operation_from_target(model, target).ok_or_else(|| {
@@ -278,7 +280,9 @@ impl Sqs {
                 )
             })?;
             ctx.set_operation(op);
-            let input = json::parse_input_with(model, op, body, false)?;
+            let input = json::parse_input_with(model, op, &body, false)?;
+            // The body's bytes share their allocation with the request's headers.
+            drop(body);
             let out = ops::call(self, ctx, op, input).await?;
             Ok::<_, AwsError>(json::serialize_output(model, op, &out))
         }
@@ -385,7 +389,19 @@ impl virga_core::Service for Sqs {
         ctx: RequestContext,
         req: http::Request<Body>,
     ) -> BoxFuture<'_, Response<Body>> {
-        Box::pin(self.serve(ctx, req))
+        let (parts, body) = req.into_parts();
+        let target = parts
+            .headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.to_string());
+        // Only the query protocol reads the URI, whose bytes share an allocation with
+        // the whole request's; a JSON long poll does not keep it.
+        let uri = match target {
+            Some(_) => http::Uri::default(),
+            None => parts.uri,
+        };
+        Box::pin(self.serve(ctx, target, uri, body))
     }
 
     fn reset(&self) -> AwsResult<()> {

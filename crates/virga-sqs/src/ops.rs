@@ -27,7 +27,9 @@ pub async fn call(s: &Sqs, ctx: &RequestContext, op: &str, input: Input) -> AwsR
         "ListDeadLetterSourceQueues" => list_dead_letter_source_queues(s, ctx, &input),
         "SendMessage" => send_message(s, ctx, &input),
         "SendMessageBatch" => send_message_batch(s, ctx, &input),
-        "ReceiveMessage" => receive_message(s, ctx, &input).await,
+        // Boxed: a long poll parks in it, and nested futures each keep a copy of
+        // their inner one's state; boxing keeps a parked receive to its own size.
+        "ReceiveMessage" => Box::pin(receive_message(s, ctx, input)).await,
         "DeleteMessage" => delete_message(s, ctx, &input),
         "DeleteMessageBatch" => delete_message_batch(s, ctx, &input),
         "ChangeMessageVisibility" => change_visibility(s, ctx, &input),
@@ -1521,7 +1523,8 @@ fn ranged(i: &Input, name: &str, default: i64, min: i64, max: i64) -> AwsResult<
     Ok(v)
 }
 
-async fn receive_message(s: &Sqs, ctx: &RequestContext, i: &Input) -> AwsResult<Output> {
+async fn receive_message(s: &Sqs, ctx: &RequestContext, input: Input) -> AwsResult<Output> {
+    let i = &input;
     let q = queue_from(s, ctx, i)?;
     let max = ranged(i, "MaxNumberOfMessages", 1, 1, 10)?;
     let wait = ranged(
@@ -1541,6 +1544,9 @@ async fn receive_message(s: &Sqs, ctx: &RequestContext, i: &Input) -> AwsResult<
     let mut sys_names = names_of(i, "AttributeNames");
     sys_names.extend(names_of(i, "MessageSystemAttributeNames"));
     let attr_names = names_of(i, "MessageAttributeNames");
+    let queue_url = required(i, "QueueUrl")?.to_string();
+    // Not kept while the receive waits.
+    drop(input);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait as u64);
     let notify = s.waiter(&q.id());
     loop {
@@ -1567,10 +1573,7 @@ async fn receive_message(s: &Sqs, ctx: &RequestContext, i: &Input) -> AwsResult<
             _ = &mut notified => {}
             _ = tokio::time::sleep(sleep_for) => {}
         }
-        if s.store
-            .read(|r| load_queue(r, ctx, required(i, "QueueUrl")?))
-            .is_err()
-        {
+        if s.store.read(|r| load_queue(r, ctx, &queue_url)).is_err() {
             return Err(no_such_queue());
         }
     }

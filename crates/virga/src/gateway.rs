@@ -4,6 +4,7 @@
 
 use crate::internal;
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -43,8 +44,15 @@ pub async fn run(listener: TcpListener, gw: Arc<Gateway>) {
         let gw = gw.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let gw = gw.clone();
-                async move { Ok::<_, std::convert::Infallible>(gw.handle(req).await) }
+                // Two stages in one allocation that hyper keeps per connection:
+                // admission, itself boxed and freed when done (it needs the headers,
+                // the parsed signature, maybe the body for its hash), then the call
+                // into the service. A long poll parked in the service so holds only
+                // the second stage (a few hundred bytes).
+                let admission = Box::pin(gw.clone().admit(req, Instant::now()));
+                admission
+                    .then(Admitted::respond)
+                    .map(Ok::<_, std::convert::Infallible>)
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .max_buf_size(1024 * 1024)
@@ -77,8 +85,9 @@ impl Gateway {
         self.services.iter().find(|s| s.name() == name)
     }
 
-    async fn handle(self: &Arc<Self>, req: Request<Incoming>) -> Response<Body> {
-        let started = Instant::now();
+    /// Names the service of a request and authenticates it: the request to hand to
+    /// the service, or the answer when it is refused.
+    async fn admit(self: Arc<Self>, req: Request<Incoming>, started: Instant) -> Admitted {
         // hyper keeps an unanswered `Expect: 100-continue` of a request with an empty
         // body pending and sends its 100 on the next request of the connection, which
         // corrupts that exchange for the client (boto3 sends Expect on every PutObject).
@@ -91,24 +100,23 @@ impl Gateway {
                 .headers()
                 .get(http::header::CONTENT_LENGTH)
                 .is_some_and(|v| v.as_bytes() == b"0");
-        let mut resp = self.route(req, started).await;
-        if close_after {
-            resp.headers_mut().insert(
-                http::header::CONNECTION,
-                http::HeaderValue::from_static("close"),
-            );
-        }
-        resp
-    }
-
-    async fn route(self: &Arc<Self>, req: Request<Incoming>, started: Instant) -> Response<Body> {
         let req = req.map(|b| b.map_err(std::io::Error::other).boxed_unsync());
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         if path.starts_with("/_virga/") || path == "/_virga" {
-            let resp = internal::handle(self, req).await;
-            tracing::info!(service = "virga", operation = %path, status = resp.status().as_u16(), latency_ms = started.elapsed().as_secs_f64() * 1000.0, "{method}");
-            return resp;
+            let log = RequestLog {
+                service: "virga".into(),
+                operation: Arc::new(std::sync::Mutex::new(Some(path.clone()))),
+                method,
+                path,
+                started,
+            };
+            let resp = internal::handle(&self, req).await;
+            return Admitted {
+                admission: Admission::Answer(Box::new(resp)),
+                log,
+                close_after,
+            };
         }
         let host = req
             .headers()
@@ -175,8 +183,8 @@ impl Gateway {
             started,
             operation: Default::default(),
         };
-        let resp = match self.service(&service_name) {
-            None => error_response(
+        let admission = match self.service(&service_name) {
+            None => Admission::Answer(Box::new(error_response(
                 &service_name,
                 &AwsError::new(
                     501,
@@ -185,7 +193,7 @@ impl Gateway {
                 ),
                 &request_id,
                 method == http::Method::HEAD,
-            ),
+            ))),
             Some(svc) => {
                 // Services other than S3 sign the body's hash without sending it in a
                 // header: read the (small) body to verify a known key's signature.
@@ -224,31 +232,30 @@ impl Gateway {
                     Ok(Some(p)) => self.authenticate(&p, &signed, &host, &service_name),
                 };
                 match auth_result {
-                    Ok(()) => {
-                        // Long polls park here: keep no copy of the headers meanwhile.
-                        drop(headers);
-                        svc.handle(ctx.clone(), req).await
-                    }
+                    Ok(()) => Admission::Call(svc.clone(), Box::new((ctx.clone(), req))),
                     Err(e) => {
                         let err = auth_error(&service_name, e, &self.strict_auth);
-                        error_response(
+                        Admission::Answer(Box::new(error_response(
                             &service_name,
                             &err,
                             &request_id,
                             method == http::Method::HEAD,
-                        )
+                        )))
                     }
                 }
             }
         };
-        tracing::info!(
-            service = %service_name,
-            operation = %ctx.operation().unwrap_or_else(|| "-".into()),
-            status = resp.status().as_u16(),
-            latency_ms = format!("{:.2}", started.elapsed().as_secs_f64() * 1000.0),
-            "{method} {path}"
-        );
-        resp
+        Admitted {
+            admission,
+            log: RequestLog {
+                service: service_name,
+                operation: ctx.operation.clone(),
+                method,
+                path,
+                started,
+            },
+            close_after,
+        }
     }
 
     /// Verifies the signature of a known key; unknown keys are accepted (checking only
@@ -290,6 +297,66 @@ impl Gateway {
                 _ => Ok(()),
             },
         }
+    }
+}
+
+/// What admission decided for a request.
+enum Admission {
+    /// Hand the request to the service. Boxed, and freed once handed over: the
+    /// answer's future lives as long as the service's (a long poll: 20 s).
+    Call(Arc<dyn Service>, Box<(RequestContext, Request<Body>)>),
+    /// Answered without the service (Virga's own endpoints, an unknown service, a
+    /// refused signature).
+    Answer(Box<Response<Body>>),
+}
+
+/// An admitted request, and what its log line needs once answered.
+struct Admitted {
+    admission: Admission,
+    log: RequestLog,
+    close_after: bool,
+}
+
+struct RequestLog {
+    service: String,
+    /// Filled in by the service's codec once it knows the operation.
+    operation: Arc<std::sync::Mutex<Option<String>>>,
+    method: http::Method,
+    path: String,
+    started: Instant,
+}
+
+impl Admitted {
+    async fn respond(self) -> Response<Body> {
+        let mut resp = match self.admission {
+            Admission::Call(svc, call) => {
+                // The box is freed here, not kept while the service answers.
+                let answer = {
+                    let (ctx, req) = *call;
+                    svc.handle(ctx, req)
+                };
+                answer.await
+            }
+            Admission::Answer(resp) => *resp,
+        };
+        let log = &self.log;
+        let operation = log.operation.lock().ok().and_then(|g| g.clone());
+        tracing::info!(
+            service = %log.service,
+            operation = %operation.as_deref().unwrap_or("-"),
+            status = resp.status().as_u16(),
+            latency_ms = format!("{:.2}", log.started.elapsed().as_secs_f64() * 1000.0),
+            "{} {}",
+            log.method,
+            log.path
+        );
+        if self.close_after {
+            resp.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
+        resp
     }
 }
 
