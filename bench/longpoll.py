@@ -3,7 +3,11 @@
 in ReceiveMessage (WaitTimeSeconds=20) on an empty queue, then reports the server's
 RSS before and while they wait, and how fast one send wakes one of them.
 
-    bench/longpoll.py --pid PID http://127.0.0.1:4566 [--receivers 10000]
+    bench/longpoll.py --pid PID http://127.0.0.1:4566 [--receivers 10000] [--first-send BYTES]
+
+--first-send makes each connection send one message of that size (to a queue that does
+not exist, so nothing is stored) before it waits, as a pooled SDK connection would: what a connection keeps from an
+earlier, larger request shows up here.
 """
 import argparse
 import json
@@ -35,6 +39,7 @@ def main():
     ap.add_argument("endpoint")
     ap.add_argument("--pid", type=int, required=True)
     ap.add_argument("--receivers", type=int, default=10000)
+    ap.add_argument("--first-send", type=int, default=0, metavar="BYTES")
     a = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, a.receivers + 1000), hard))
@@ -42,11 +47,19 @@ def main():
     addr, host = (u.hostname, u.port), u.netloc
     resp = call(addr, host, "CreateQueue", {"QueueName": f"idle-{int(time.time())}"})
     url = json.loads(resp.split("\r\n\r\n", 1)[1])["QueueUrl"]
+    if a.first_send:
+        # To a queue that does not exist: the body is read whole, nothing is stored.
+        first = request(host, "SendMessage", {"QueueUrl": url + "-absent", "MessageBody": "x" * a.first_send})
     before = rss_mb(a.pid)
     socks = []
     t0 = time.time()
     for _ in range(a.receivers):
         s = socket.create_connection(addr)
+        if a.first_send:
+            s.sendall(first)
+            got = b""
+            while b"QueueDoesNotExist" not in got:
+                got += s.recv(65536)
         s.sendall(request(host, "ReceiveMessage", {"QueueUrl": url, "WaitTimeSeconds": 20}))
         socks.append(s)
     opened = time.time() - t0

@@ -232,8 +232,9 @@ impl Sqs {
     }
 
     /// Serves one request. A long poll parks in here for up to 20 s, so what it holds
-    /// is kept small: no headers, no request bytes once parsed, and each stage boxed
-    /// so that no future also carries the largest of its siblings.
+    /// is kept small: no headers, no request bytes once parsed, and the protocol
+    /// stages boxed, since a future holds the one it awaits inline and so is sized
+    /// for the largest of them.
     async fn serve(
         &self,
         ctx: RequestContext,
@@ -395,11 +396,12 @@ impl virga_core::Service for Sqs {
             .get("x-amz-target")
             .and_then(|v| v.to_str().ok())
             .map(|s| s.to_string());
-        // Only the query protocol reads the URI, whose bytes share an allocation with
-        // the whole request's; a JSON long poll does not keep it.
+        // Only the query protocol reads the URI. hyper's shares the allocation of the
+        // whole request as read (headers, body); a copy lets that go while a receive
+        // waits.
         let uri = match target {
             Some(_) => http::Uri::default(),
-            None => parts.uri,
+            None => http::Uri::try_from(parts.uri.to_string()).unwrap_or_default(),
         };
         Box::pin(self.serve(ctx, target, uri, body))
     }

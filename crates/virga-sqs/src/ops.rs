@@ -27,8 +27,8 @@ pub async fn call(s: &Sqs, ctx: &RequestContext, op: &str, input: Input) -> AwsR
         "ListDeadLetterSourceQueues" => list_dead_letter_source_queues(s, ctx, &input),
         "SendMessage" => send_message(s, ctx, &input),
         "SendMessageBatch" => send_message_batch(s, ctx, &input),
-        // Boxed: a long poll parks in it, and nested futures each keep a copy of
-        // their inner one's state; boxing keeps a parked receive to its own size.
+        // Boxed: a long poll parks in it, and a future holds the one it awaits
+        // inline, so every caller up the chain would otherwise be sized for it.
         "ReceiveMessage" => Box::pin(receive_message(s, ctx, input)).await,
         "DeleteMessage" => delete_message(s, ctx, &input),
         "DeleteMessageBatch" => delete_message_batch(s, ctx, &input),

@@ -1,7 +1,7 @@
 use std::cmp;
 use std::fmt;
 use std::io::{self, IoSlice};
-use std::mem::MaybeUninit;
+use std::mem::MaybeUninit; // virga: poll_read_small's stack buffer
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -200,7 +200,7 @@ where
             )? {
                 debug!("parsed {} headers", msg.head.headers.len());
                 self.partial_len = None;
-                self.release_if_empty();
+                self.release_if_empty(); // virga
                 return Poll::Ready(Ok(msg));
             } else {
                 let curr_len = self.read_buf.len();
@@ -240,11 +240,11 @@ where
                 .max()
                 .saturating_sub(self.read_buf.len()),
         );
-        // virga: at a message boundary (nothing buffered) read through a stack buffer
-        // and keep only the bytes that arrived, so a connection that waits holds no
-        // 8 KiB read buffer, and a parsed request's headers (which share the buffer's
-        // allocation) pin only their own bytes.
-        if self.read_buf.is_empty() && next <= INIT_BUFFER_SIZE {
+        // virga: when nothing is buffered (a new message, an idle keep-alive, the EOF
+        // check while a request is answered) read through a stack buffer and keep only
+        // the bytes that arrived: a connection that waits holds no 8 KiB read buffer,
+        // and a parsed request pins an allocation the size of what was read with it.
+        if self.read_buf.is_empty() && next > 0 && next <= INIT_BUFFER_SIZE {
             return self.poll_read_small(cx, next);
         }
         if self.read_buf_remaining_mut() < next {
@@ -270,6 +270,10 @@ where
             }
             Poll::Pending => {
                 self.read_blocked = true;
+                // virga: after a large body the adaptive read size stays above the
+                // stack buffer's; an empty buffer reserved for a read that found
+                // nothing is not kept while the connection waits.
+                self.release_if_empty();
                 Poll::Pending
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
@@ -280,7 +284,8 @@ where
     /// it (a request's headers and body); let go of it so that allocation is freed
     /// with them, not kept while the request is answered.
     fn release_if_empty(&mut self) {
-        // (An emptied buffer's capacity is 0 while it still refers to the allocation.)
+        // Checked by length: a buffer split to its end reports capacity 0 while it
+        // still refers to the allocation.
         if self.read_buf.is_empty() {
             self.read_buf = BytesMut::new();
         }
@@ -400,6 +405,7 @@ where
     B: Buf,
 {
     fn read_mem(&mut self, cx: &mut Context<'_>, len: usize) -> Poll<io::Result<Bytes>> {
+        // virga: the chunk is taken first, then an emptied buffer released.
         let chunk = if !self.read_buf.is_empty() {
             let n = std::cmp::min(len, self.read_buf.len());
             self.read_buf.split_to(n).freeze()
@@ -534,7 +540,9 @@ impl Cursor<Vec<u8>> {
 
     fn reset(&mut self) {
         self.pos = 0;
-        self.bytes.clear();
+        // virga: freed rather than cleared (see `WriteBuf::new`); the next head
+        // allocates again.
+        self.bytes = Vec::new();
     }
 }
 
@@ -578,8 +586,9 @@ pub(super) struct WriteBuf<B> {
 impl<B: Buf> WriteBuf<B> {
     fn new(strategy: WriteStrategy) -> WriteBuf<B> {
         WriteBuf {
-            // virga: allocated when the first head is written, so a connection that
-            // waits (an idle keep-alive, a long poll) holds no write buffer.
+            // virga: allocated when a head is written and let go of once it is
+            // written out (`Cursor::reset`), so a connection that waits (an idle
+            // keep-alive, a long poll) holds no write buffer.
             headers: Cursor::new(Vec::new()),
             max_buf_size: DEFAULT_MAX_BUFFER_SIZE,
             queue: BufList::new(),
@@ -679,6 +688,11 @@ impl<B: Buf> Buf for WriteBuf<B> {
                 let qcnt = cnt - hrem;
                 self.headers.reset();
                 self.queue.advance(qcnt);
+                // virga: like the header buffer, the emptied queue lets go of its
+                // allocation rather than keep it while the connection waits.
+                if self.queue.bufs_cnt() == 0 {
+                    self.queue = BufList::new();
+                }
             }
         }
     }
