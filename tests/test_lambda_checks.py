@@ -58,6 +58,34 @@ def test_duplicate_mapping_is_a_conflict(lam, make_queue, deploy):
     lam.delete_event_source_mapping(UUID=first["UUID"])
 
 
+@pytest.mark.parametrize("param", [
+    {"StartingPosition": "LATEST"},
+    {"MaximumRetryAttempts": 2},
+    {"BisectBatchOnFunctionError": True},
+    {"MaximumRecordAgeInSeconds": 60},
+    {"ParallelizationFactor": 2},
+    {"TumblingWindowInSeconds": 30},
+    {"DestinationConfig": {"OnFailure": {"Destination": "arn:aws:sqs:us-east-1:000000000000:x"}}},
+])
+def test_sqs_mapping_refuses_stream_only_parameters(lam, make_queue, deploy, param):
+    _, arn = make_queue()
+    name = deploy()
+    (key,) = param
+    with lambda_error("InvalidParameterValueException", 400,
+                      f"{key} is not valid for SQS event sources."):
+        lam.create_event_source_mapping(FunctionName=name, EventSourceArn=arn, **param)
+    # Nor can an existing SQS mapping take them on.
+    uuid = lam.create_event_source_mapping(FunctionName=name, EventSourceArn=arn)["UUID"]
+    try:
+        if key != "StartingPosition":  # not an UpdateEventSourceMapping parameter
+            with lambda_error("InvalidParameterValueException", 400,
+                              f"{key} is not valid for SQS event sources."):
+                lam.update_event_source_mapping(UUID=uuid, **param)
+        assert key not in lam.get_event_source_mapping(UUID=uuid)
+    finally:
+        lam.delete_event_source_mapping(UUID=uuid)
+
+
 @pytest.mark.parametrize("context", [
     "!!!not base64",
     base64.b64encode(b"not json").decode(),

@@ -30,7 +30,7 @@ ENV_KEYS = [
     "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
     "AWS_REGION", "AWS_DEFAULT_REGION", "LAMBDA_TASK_ROOT", "_HANDLER", "AWS_EXECUTION_ENV",
     "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_LAMBDA_RUNTIME_API",
-    "STAGE", "GREETING",
+    "STAGE", "GREETING", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
 ]
 
 PY_CONTEXT = """
@@ -175,6 +175,10 @@ def test_python_standard_environment(lam, context_fn):
     assert env["AWS_LAMBDA_LOG_STREAM_NAME"] == out["log_stream_name"]
     assert env["AWS_LAMBDA_RUNTIME_API"], "AWS_LAMBDA_RUNTIME_API must be set"
     assert env["LAMBDA_TASK_ROOT"]
+    # The execution role's temporary credentials, as AWS hands them over (Virga's
+    # first configured key; the token is not checked).
+    assert env["AWS_ACCESS_KEY_ID"] == "test" and env["AWS_SECRET_ACCESS_KEY"] == "test"
+    assert env["AWS_SESSION_TOKEN"]
     assert out["handler_in_task_root"] is True
     assert out["cwd_is_task_root"] is True
     # The function's own Environment.

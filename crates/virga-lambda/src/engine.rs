@@ -1245,6 +1245,9 @@ async fn start_env(
         ),
         ("AWS_ACCESS_KEY_ID".into(), spec.credentials.0.clone()),
         ("AWS_SECRET_ACCESS_KEY".into(), spec.credentials.1.clone()),
+        // AWS hands a function its role's temporary credentials, token included;
+        // code that reads it finds one. Virga checks no session tokens.
+        ("AWS_SESSION_TOKEN".into(), "virga-session-token".into()),
         (
             "AWS_ENDPOINT_URL".into(),
             format!("http://{}", endpoint_addr()),

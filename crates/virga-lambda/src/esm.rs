@@ -102,6 +102,28 @@ fn check_batch(source: Source, c: &Map<String, Value>) -> AwsResult<()> {
     }
 }
 
+/// Parameters of stream sources that an SQS mapping refuses, as AWS does.
+const STREAM_ONLY: &[&str] = &[
+    "StartingPosition",
+    "StartingPositionTimestamp",
+    "ParallelizationFactor",
+    "DestinationConfig",
+    "MaximumRecordAgeInSeconds",
+    "BisectBatchOnFunctionError",
+    "MaximumRetryAttempts",
+    "TumblingWindowInSeconds",
+];
+
+fn check_source_params(source: Source, i: &Input) -> AwsResult<()> {
+    if source != Source::Sqs {
+        return Ok(());
+    }
+    match STREAM_ONLY.iter().find(|k| i.contains_key(**k)) {
+        Some(k) => Err(invalid(format!("{k} is not valid for SQS event sources."))),
+        None => Ok(()),
+    }
+}
+
 /// The mapping's FilterCriteria patterns (EventBridge-style, over the event record
 /// as the function would see it; an SQS body that is JSON is matched as a document).
 fn filters(c: &Map<String, Value>) -> AwsResult<Vec<FilterPolicy>> {
@@ -159,6 +181,7 @@ pub async fn create(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
         })?
         .to_string();
     let source = source_of(&arn)?;
+    check_source_params(source, i)?;
     let function_arn = function_target(l, region, s(i, "FunctionName").unwrap_or(""))?;
     let ctx = system_ctx(l, region);
     let mut iterators = HashMap::new();
@@ -274,6 +297,7 @@ pub fn update(l: &Lambda, region: &str, i: &Input) -> AwsResult<Output> {
     let uuid = s(i, "UUID").unwrap_or("").to_string();
     let mut m = load(l, &uuid)?;
     let source = source_of(m.config["EventSourceArn"].as_str().unwrap_or(""))?;
+    check_source_params(source, i)?;
     if let Some(f) = s(i, "FunctionName") {
         let arn = function_target(l, region, f)?;
         m.config.insert("FunctionArn".into(), json!(arn));
