@@ -1,7 +1,10 @@
-"""Helpers shared by the bench/*_scale.py scripts: a keep-alive client for the JSON
-protocols (unsigned requests; Virga routes them by X-Amz-Target) and a latency timer."""
+"""Helpers shared by the bench/ scripts: a keep-alive client for the JSON protocols
+(unsigned requests; Virga routes them by X-Amz-Target), a latency timer, a free port,
+and a server process's CPU time and resident memory from /proc."""
 import http.client
 import json
+import os
+import socket
 import statistics
 import time
 import urllib.parse
@@ -34,3 +37,23 @@ def timed(n, fn):
         lat.append((time.perf_counter() - t) * 1000)
     lat.sort()
     return statistics.median(lat), lat[int(len(lat) * 0.99) - 1]
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def cpu_seconds(pid):
+    """User + system CPU time the process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS")) / 1024

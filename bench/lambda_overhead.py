@@ -16,7 +16,6 @@ Usage: bench/lambda_overhead.py [VIRGA_BINARY]   (default target/release/virga)
 """
 import http.client
 import io
-import json
 import os
 import re
 import socket
@@ -30,6 +29,8 @@ import zipfile
 
 import boto3
 
+from benchlib import cpu_seconds, free_port
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "target", "release", "virga")
 # An access key Virga does not verify (not in --credentials): the signature is ignored,
@@ -37,20 +38,6 @@ BIN = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "target", "
 AMZ_DATE = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
 AUTH = (f"AWS4-HMAC-SHA256 Credential=bench/{AMZ_DATE[:8]}/us-east-1/lambda/aws4_request, "
         "SignedHeaders=host, Signature=" + "0" * 64)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Raw:

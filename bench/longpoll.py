@@ -16,10 +16,7 @@ import socket
 import time
 import urllib.parse
 
-
-def rss_mb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS")) / 1024
+from benchlib import rss_mb
 
 
 def request(host, target, body):

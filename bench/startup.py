@@ -5,7 +5,6 @@ Starts `virga serve` on a free port with a fresh data dir, connects in a tight l
 sends `GET /_virga/health` until it answers; repeats and prints p50/min/max in ms, plus
 the idle RSS. Usage: bench/startup.py path/to/virga [runs]
 """
-import os
 import socket
 import statistics
 import subprocess
@@ -13,13 +12,7 @@ import sys
 import tempfile
 import time
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+from benchlib import free_port
 
 
 def once(binary):

@@ -13,7 +13,7 @@ pub mod service;
 
 pub use clock::Clock;
 pub use error::{AwsError, AwsResult};
-pub use service::{Body, BoxFuture, RequestContext, Service};
+pub use service::{Body, BoxFuture, OperationName, RequestContext, Service};
 
 /// The account every request belongs to unless credentials say otherwise.
 pub const DEFAULT_ACCOUNT: &str = "000000000000";

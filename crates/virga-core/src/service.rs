@@ -28,7 +28,24 @@ pub struct RequestContext {
     pub clock: Arc<Clock>,
     pub started: Instant,
     /// The operation name, once a codec knows it (for the request log line).
-    pub operation: Arc<std::sync::Mutex<Option<String>>>,
+    pub operation: OperationName,
+}
+
+/// The operation a request turned out to be: set by the service's codec once it knows
+/// it, read by the gateway's log line after the answer. Clones share the name.
+#[derive(Clone, Default)]
+pub struct OperationName(Arc<std::sync::Mutex<Option<String>>>);
+
+impl OperationName {
+    pub fn set(&self, op: &str) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = Some(op.to_string());
+        }
+    }
+
+    pub fn get(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|g| g.clone())
+    }
 }
 
 impl RequestContext {
@@ -49,13 +66,11 @@ impl RequestContext {
     }
 
     pub fn set_operation(&self, op: &str) {
-        if let Ok(mut g) = self.operation.lock() {
-            *g = Some(op.to_string());
-        }
+        self.operation.set(op);
     }
 
     pub fn operation(&self) -> Option<String> {
-        self.operation.lock().ok().and_then(|g| g.clone())
+        self.operation.get()
     }
 }
 

@@ -15,7 +15,7 @@ use std::time::Instant;
 use tokio::net::TcpListener;
 use virga_core::auth::{self, AuthError, AuthKind, SignedRequest};
 use virga_core::service::full_body;
-use virga_core::{AwsError, Body, Clock, RequestContext, Service};
+use virga_core::{AwsError, Body, Clock, OperationName, RequestContext, Service};
 
 pub struct Gateway {
     pub services: Vec<Arc<dyn Service>>,
@@ -104,9 +104,11 @@ impl Gateway {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         if path.starts_with("/_virga/") || path == "/_virga" {
+            let operation = OperationName::default();
+            operation.set(&path);
             let log = RequestLog {
                 service: "virga".into(),
-                operation: Arc::new(std::sync::Mutex::new(Some(path.clone()))),
+                operation,
                 method,
                 path,
                 started,
@@ -183,6 +185,7 @@ impl Gateway {
             started,
             operation: Default::default(),
         };
+        let operation = ctx.operation.clone();
         let admission = match self.service(&service_name) {
             None => Admission::Answer(Box::new(error_response(
                 &service_name,
@@ -232,7 +235,7 @@ impl Gateway {
                     Ok(Some(p)) => self.authenticate(&p, &signed, &host, &service_name),
                 };
                 match auth_result {
-                    Ok(()) => Admission::Call(svc.clone(), Box::new((ctx.clone(), req))),
+                    Ok(()) => Admission::Call(svc.clone(), Box::new((ctx, req))),
                     Err(e) => {
                         let err = auth_error(&service_name, e, &self.strict_auth);
                         Admission::Answer(Box::new(error_response(
@@ -249,7 +252,7 @@ impl Gateway {
             admission,
             log: RequestLog {
                 service: service_name,
-                operation: ctx.operation.clone(),
+                operation,
                 method,
                 path,
                 started,
@@ -320,7 +323,7 @@ struct Admitted {
 struct RequestLog {
     service: String,
     /// Filled in by the service's codec once it knows the operation.
-    operation: Arc<std::sync::Mutex<Option<String>>>,
+    operation: OperationName,
     method: http::Method,
     path: String,
     started: Instant,
@@ -340,7 +343,7 @@ impl Admitted {
             Admission::Answer(resp) => *resp,
         };
         let log = &self.log;
-        let operation = log.operation.lock().ok().and_then(|g| g.clone());
+        let operation = log.operation.get();
         tracing::info!(
             service = %log.service,
             operation = %operation.as_deref().unwrap_or("-"),
